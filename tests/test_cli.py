@@ -288,3 +288,121 @@ def test_fit_continuous_nwb_merges_rates_back(mc_maze_dir, tmp_path, capsys):
     # each merged bin comes from a segment that covers it: spot-check the first segment's centre
     centre = data.meta["starts"][0] + 50
     assert np.allclose(outputs["continuous_rates"][centre], outputs["rates"][0, 50])
+
+
+TINY_SEARCH = [
+    "--enc-dim",
+    "8",
+    "--gen-dim",
+    "8",
+    "--fac-dim",
+    "4",
+    "--ic-dim",
+    "4",
+    "--con-dim",
+    "4",
+    "--co-dim",
+    "2",
+    "--n-samples",
+    "3",
+    "--batch-size",
+    "40",
+    "--ramp-epochs",
+    "1",
+]
+
+
+def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
+    data_path = tmp_path / "lorenz.npz"
+    lfadskit.save(
+        lfadskit.simulate.lorenz(
+            n_conditions=4, n_trials_per_condition=5, n_timesteps=20, n_heldout=3
+        ),
+        data_path,
+    )
+    run_dir = tmp_path / "pbt"
+    argv = [
+        "search",
+        data_path,
+        "--out",
+        run_dir,
+        "--method",
+        "pbt",
+        "--population",
+        4,
+        "--generations",
+        2,
+        "--epochs-per-generation",
+        1,
+        "--set",
+        "dropout=0.1",
+        "--set",
+        "lr=1e-3:1e-2:log",
+        *TINY_SEARCH,
+    ]
+    code, stdout, _ = run_cli(capsys, *argv)
+    assert code == 0, stdout
+    assert "generation 2/2" in stdout and "best member" in stdout
+    rows = (run_dir / "search" / "generations.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 4  # header + 2 generations x 4 members
+    header = rows[0].split(",")
+    dropout = [float(r.split(",")[header.index("dropout")]) for r in rows[1:]]
+    assert np.allclose(dropout, 0.1)  # fixed by --set: never explored
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    code, _, _ = run_cli(capsys, "evaluate", run_dir)
+    assert code == 0 and json.loads((run_dir / "metrics.json").read_text()) == metrics
+    code, stdout, _ = run_cli(capsys, "report", run_dir)
+    assert code == 0 and (run_dir / "report.html").is_file()
+    # running again without --resume must not overwrite the finished search
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "resume")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--set", "frobnication=3"], ["frobnication", "lr"]),
+        (["--set", "lr=1e-2:1e-4"], ["lr"]),
+        (["--method", "random", "--resume"], ["--resume"]),
+    ],
+)
+def test_search_option_errors(argv, fragments, tmp_path, capsys):
+    data_path = tmp_path / "d.npz"
+    lfadskit.save(lfadskit.simulate.lorenz(n_conditions=2, n_trials_per_condition=4), data_path)
+    code, _, err = run_cli(capsys, "search", data_path, "--out", tmp_path / "r", *argv)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_demo_runs_the_whole_workflow(tmp_path, capsys, monkeypatch):
+    from lfadskit import commands
+
+    # the real demo takes minutes: same workflow, tiny sizes
+    monkeypatch.setattr(
+        commands,
+        "DEMO_DATA",
+        dict(n_conditions=4, n_trials_per_condition=5, n_timesteps=20, n_heldout=3),
+    )
+    tiny = dict(
+        ic_enc_dim=8,
+        ci_enc_dim=8,
+        ic_dim=4,
+        con_dim=4,
+        co_dim=2,
+        gen_dim=8,
+        fac_dim=4,
+        sv_rate=0.1,
+        cd_rate=0.3,
+        selection_metric="sv_nll",
+        n_samples=3,
+        kl_increase_epoch=1,
+        l2_increase_epoch=1,
+    )
+    monkeypatch.setattr(commands, "DEMO_MODEL", tiny)
+    monkeypatch.setattr(
+        commands, "DEMO_PBT", dict(population=2, generations=2, epochs_per_generation=1)
+    )
+    code, stdout, _ = run_cli(capsys, "demo", "--out", tmp_path / "demo")
+    assert code == 0, stdout
+    assert "best model: valid rate_r2" in stdout and "baseline:   valid rate_r2" in stdout
+    assert (tmp_path / "demo" / "pbt" / "report.html").is_file()
+    assert (tmp_path / "demo" / "lorenz.h5").is_file()

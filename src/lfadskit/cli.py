@@ -98,34 +98,21 @@ def _add_simulate(sub) -> None:
     p.set_defaults(func=commands.cmd_simulate)
 
 
-# ---------------------------------------------------------------------------- fit
-def _add_fit(sub) -> None:
-    p = sub.add_parser(
-        "fit",
-        help="fit a model to a dataset and write a run directory",
-        description="Fit a model on the train trials of DATA (selection on the valid trials), "
-        "infer rates for every trial and write RUN_DIR: config.json, outputs.h5 (rates, and "
-        "for lfads factors, inferred inputs and initial conditions, per split), metrics.json, "
-        "history.csv and the model (lfads.json, weights.pt; LFADS.load(RUN_DIR)).",
-    )
-    p.add_argument("data", type=_existing_path, help="dataset file or NLB directory")
-    p.add_argument("--out", required=True, type=Path, help="run directory to write")
-    p.add_argument(
-        "--model",
-        choices=["lfads", "smoothing"],
-        default="lfads",
-        help="lfads (default): the sequential autoencoder; smoothing: Gaussian spike smoothing "
-        "+ Poisson GLM to held-out neurons (the baseline every model must beat)",
-    )
+def _add_lfads_options(p: argparse.ArgumentParser, search: bool = False) -> None:
+    """LFADSConfig flags; a search sets the searchable ones through its space (--set)."""
     g = p.add_argument_group("lfads model (defaults: lfadskit.lfads.LFADSConfig)")
     g.add_argument("--config", type=_existing_path, help="JSON file of LFADSConfig fields")
-    g.add_argument("--epochs", type=_positive_int, help="maximum training epochs")
-    g.add_argument("--patience", type=_positive_int, help="early-stopping patience (epochs)")
     g.add_argument("--batch-size", type=_positive_int, help="trials per step")
-    g.add_argument("--lr", type=_positive_float, help="Adam learning rate")
-    g.add_argument("--cd-rate", type=_fraction, help="coordinated-dropout rate in [0, 1)")
     g.add_argument("--sv-rate", type=_fraction, help="sample-validation rate in [0, 1)")
-    g.add_argument("--dropout", type=_fraction, help="dropout rate in [0, 1)")
+    g.add_argument(
+        "--ramp-epochs", type=_non_negative_int, help="epochs of the KL and L2 weight ramps"
+    )
+    if not search:
+        g.add_argument("--epochs", type=_positive_int, help="maximum training epochs")
+        g.add_argument("--patience", type=_positive_int, help="early-stopping patience (epochs)")
+        g.add_argument("--lr", type=_positive_float, help="Adam learning rate")
+        g.add_argument("--cd-rate", type=_fraction, help="coordinated-dropout rate in [0, 1)")
+        g.add_argument("--dropout", type=_fraction, help="dropout rate in [0, 1)")
     g.add_argument("--enc-dim", type=_positive_int, help="units of both encoder GRUs")
     g.add_argument("--gen-dim", type=_positive_int, help="generator units")
     g.add_argument("--fac-dim", type=_positive_int, help="latent factors")
@@ -140,14 +127,9 @@ def _add_fit(sub) -> None:
     g.add_argument("--n-samples", type=_positive_int, help="posterior samples at inference")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt")
-    g = p.add_argument_group("smoothing model")
-    g.add_argument(
-        "--kernel-sd",
-        help="Gaussian kernel standard deviation in seconds, or 'auto' to choose it by "
-        "cross-validation on the train trials (default: 0.07)",
-    )
-    g.add_argument("--alpha", type=float, help="GLM L2 penalty (default: 0.1)")
+
+
+def _add_load_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("NWB recordings (.nwb)")
     g.add_argument("--align", help="trials-table column to align to (default move_onset_time)")
     g.add_argument(
@@ -172,6 +154,37 @@ def _add_fit(sub) -> None:
     )
     g.add_argument("--segment", type=_positive_float, help="segment length, seconds (1.0)")
     g.add_argument("--overlap", type=float, help="segment overlap, seconds (0.2)")
+
+
+# ---------------------------------------------------------------------------- fit
+def _add_fit(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit a model to a dataset and write a run directory",
+        description="Fit a model on the train trials of DATA (selection on the valid trials), "
+        "infer rates for every trial and write RUN_DIR: config.json, outputs.h5 (rates, and "
+        "for lfads factors, inferred inputs and initial conditions, per split), metrics.json, "
+        "history.csv and the model (lfads.json, weights.pt; LFADS.load(RUN_DIR)).",
+    )
+    p.add_argument("data", type=_existing_path, help="dataset file or NLB directory")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument(
+        "--model",
+        choices=["lfads", "smoothing"],
+        default="lfads",
+        help="lfads (default): the sequential autoencoder; smoothing: Gaussian spike smoothing "
+        "+ Poisson GLM to held-out neurons (the baseline every model must beat)",
+    )
+    _add_lfads_options(p)
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt")
+    g = p.add_argument_group("smoothing model")
+    g.add_argument(
+        "--kernel-sd",
+        help="Gaussian kernel standard deviation in seconds, or 'auto' to choose it by "
+        "cross-validation on the train trials (default: 0.07)",
+    )
+    g.add_argument("--alpha", type=float, help="GLM L2 penalty (default: 0.1)")
+    _add_load_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=commands.cmd_fit)
 
@@ -190,6 +203,87 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=commands.cmd_evaluate)
 
 
+# ---------------------------------------------------------------------------- search
+def _add_search(sub) -> None:
+    p = sub.add_parser(
+        "search",
+        help="hyperparameter search: population based training or random search",
+        description="Search LFADS hyperparameters on DATA with population based training "
+        "(AutoLFADS: binary tournament + log-symmetric exploration) or random search, all "
+        "members of a population trained together, vectorized. Writes RUN_DIR/search/ "
+        "(space.json, generations.csv or results.csv, checkpoint.pt) and exports the best "
+        "model as an ordinary run directory (RUN_DIR/config.json, outputs.h5, metrics.json, "
+        "best/ for LFADS.load).",
+    )
+    p.add_argument("data", type=_existing_path, help="dataset file or NLB directory")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--method", choices=["pbt", "random"], default="pbt", help="default pbt")
+    p.add_argument(
+        "--population",
+        type=_positive_int,
+        default=None,
+        help="members trained together (default: 20 for pbt, 8 for random)",
+    )
+    p.add_argument("--generations", type=_positive_int, default=50, help="pbt generations (50)")
+    p.add_argument(
+        "--epochs-per-generation",
+        type=_positive_int,
+        default=25,
+        help="pbt epochs per generation (25)",
+    )
+    p.add_argument(
+        "--burn-in",
+        type=_non_negative_int,
+        help="pbt epochs before the first generation ends (default: the KL/L2 ramp length)",
+    )
+    p.add_argument("--n-configs", type=_positive_int, default=20, help="random configs (20)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="change the search space: lr=1e-4:1e-2:log (range), dropout=0.2 (fixed); repeatable",
+    )
+    p.add_argument("--space", type=_existing_path, help="JSON file of search-space changes")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/search")
+    _add_lfads_options(p, search=True)
+    _add_load_options(p)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=commands.cmd_search)
+
+
+# ---------------------------------------------------------------------------- report
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write RUN_DIR/report.html, one self-contained file with figures",
+        description="Write RUN_DIR/report.html for a fit or a search: metrics, training "
+        "curves, search trajectories and lineage, inferred vs true rates, latent trajectories "
+        "and decoded behavior (as far as the run and its data allow). One file, figures "
+        "embedded, no network access needed to view it.",
+    )
+    p.add_argument("run_dir", type=_existing_path, help="run directory written by fit or search")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=commands.cmd_report)
+
+
+# ---------------------------------------------------------------------------- demo
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="simulate Lorenz data, run a small PBT with CD + SV, evaluate, write a report",
+        description="The whole workflow on simulated data with ground truth, in a few minutes "
+        "on a laptop: simulate Lorenz data, fit the spike-smoothing baseline, run a small "
+        "population based training with coordinated dropout and sample validation, evaluate "
+        "the best model against the true rates and write OUT/pbt/report.html.",
+    )
+    p.add_argument("--out", type=Path, default=Path("demo_run"), help="folder (demo_run)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=commands.cmd_demo)
+
+
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -202,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_simulate(sub)
     _add_fit(sub)
+    _add_search(sub)
     _add_evaluate(sub)
+    _add_report(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,7 @@ LFADS_FLAGS = {
     "co_dim": "co_dim",
     "con_dim": "con_dim",
     "enc_dim": ("ic_enc_dim", "ci_enc_dim"),
+    "ramp_epochs": ("kl_increase_epoch", "l2_increase_epoch"),
     "patience": "patience",
     "metric": "selection_metric",
     "n_samples": "n_samples",
@@ -163,7 +166,7 @@ def lfads_config(args: argparse.Namespace):
         if not isinstance(values, dict):
             raise UsageError(f"--config {args.config}: expected a JSON object of config fields")
     for flag, fields in LFADS_FLAGS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             for field in (fields,) if isinstance(fields, str) else fields:
                 values[field] = value
@@ -195,7 +198,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
         params=params,
         outputs=outputs,
         metrics=metrics,
-        load_options=options,
         extra=extra,
     )
     if history:
@@ -284,3 +286,173 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_run(args.run_dir, data_path=args.data)
     say(args, format_table(metrics))
     return 0
+
+
+# ---------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from lfadskit.report import write_report
+
+    say(args, f"wrote {write_report(args.run_dir)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- search
+class SearchProgress:
+    """Live view of a search: one line per generation (or population) with the best metric
+    and the spread of the population's hyperparameters; a short line per epoch."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        # A transient per-epoch line only where it can be overwritten (a terminal).
+        self.live = self.stream.isatty()
+
+    def __call__(self, info: dict) -> None:
+        if info["stage"] == "epoch":
+            if self.live:
+                where = (
+                    f"generation {info['generation'] + 1}/{info['n_generations']}"
+                    if info["search"] == "pbt"
+                    else f"population {info['chunk'] + 1}/{info['n_chunks']}"
+                )
+                best = info["best_metric"]
+                best = "-" if math.isnan(best) else f"{best:.5f}"
+                line = f"  {where}  epoch {info['epoch'] + 1}/{info['max_epochs']}  best {best}"
+                print(f"\r\033[K{line}", end="", file=self.stream, flush=True)
+            return
+        if self.live:
+            print("\r\033[K", end="", file=self.stream)
+        if info["stage"] == "generation":
+            head = (
+                f"generation {info['generation'] + 1}/{info['n_generations']}  "
+                f"best {info['best_metric']:.5f}  copies {len(info['copies'])}  "
+                f"{info['elapsed_s'] / 60:.1f} min"
+            )
+        else:
+            head = (
+                f"population {info['chunk'] + 1}/{info['n_chunks']}  {info['n_done']}/"
+                f"{info['n_configs']} configs  best {info['best_metric']:.5f}  "
+                f"{info['elapsed_s'] / 60:.1f} min"
+            )
+        spread = "  ".join(
+            f"{name} {min(values):.3g}..{max(values):.3g}"
+            for name, values in info["hparams"].items()
+            if max(values) > min(values)
+        )
+        print(f"{head}\n    {spread}" if spread else head, file=self.stream, flush=True)
+        if info.get("stop_reason"):
+            print(f"    stopping: {info['stop_reason']}", file=self.stream, flush=True)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from lfadskit.evaluation import format_table
+    from lfadskit.formats import load
+    from lfadskit.runs import read_json
+    from lfadskit.search import load_space, parse_space_args, pbt, random_search
+
+    options = load_options(args)
+    if options.get("continuous"):
+        raise UsageError("--continuous: not supported by search yet; use fit")
+    try:
+        space = load_space(args.space) if args.space is not None else None
+        space = parse_space_args(args.set, base=space)
+    except ValueError as err:
+        raise UsageError(f"--set/--space: {err}") from None
+    config = lfads_config(args)
+    data = load(args.data, **options)
+    say(args, f"searching ({args.method}): {data.summary()}")
+    common = dict(
+        space=space,
+        config=config,
+        metric=config.selection_metric,
+        out=args.out,
+        seed=config.seed,
+        device=args.device,
+        progress=None if args.quiet else SearchProgress(),
+    )
+    if args.method == "pbt":
+        result = pbt(
+            data,
+            population=args.population or 20,
+            generations=args.generations,
+            epochs_per_generation=args.epochs_per_generation,
+            burn_in=args.burn_in,
+            resume=args.resume,
+            **common,
+        )
+    else:
+        if args.resume:
+            raise UsageError("--resume: random search cannot be resumed yet; use --method pbt")
+        result = random_search(
+            data, n_configs=args.n_configs, population=args.population or 8, **common
+        )
+    say(
+        args,
+        f"best member {result.best_member}: "
+        + ", ".join(f"{k}={v:.3g}" for k, v in result.best_hparams.items()),
+    )
+    say(args, format_table(read_json(args.out / "metrics.json")))
+    say(args, f"wrote {args.out} (lfadskit report {args.out} for figures)")
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulate Lorenz data, run a small PBT with CD + SV, evaluate the best model, report."""
+    import time
+
+    from lfadskit import simulate
+    from lfadskit.baseline import SpikeSmoothing
+    from lfadskit.evaluation import evaluate_rates, format_table
+    from lfadskit.formats import load, save
+    from lfadskit.lfads import LFADSConfig
+    from lfadskit.report import write_report
+    from lfadskit.runs import read_json
+    from lfadskit.search import pbt
+
+    start = time.perf_counter()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = out / "lorenz.h5"
+    save(simulate.lorenz(**DEMO_DATA, seed=args.seed), data_path)
+    data = load(data_path)
+    say(args, f"1/4 simulated {data_path}: {data.summary()}")
+
+    smooth = SpikeSmoothing().fit(data)
+    baseline = evaluate_rates(data, smooth.predict_rates(data))["valid"]
+    say(args, "2/4 spike-smoothing baseline: valid " + _headline(baseline))
+
+    run_dir = out / "pbt"
+    config = LFADSConfig(**DEMO_MODEL, seed=args.seed)
+    say(args, f"3/4 population based training ({DEMO_PBT['population']} members, CD + SV)")
+    pbt(
+        data,
+        config=config,
+        metric=config.selection_metric,
+        out=run_dir,
+        seed=args.seed,
+        resume=args.resume,
+        progress=None if args.quiet else SearchProgress(),
+        **DEMO_PBT,
+    )
+    metrics = read_json(run_dir / "metrics.json")
+    report = write_report(run_dir)
+    say(args, "4/4 best model:\n" + format_table(metrics))
+    say(args, "best model: valid " + _headline(metrics["valid"]))
+    say(args, "baseline:   valid " + _headline(baseline))
+    say(args, f"wrote {run_dir} and {report} in {(time.perf_counter() - start) / 60:.1f} min")
+    return 0
+
+
+def _headline(metrics: dict) -> str:
+    return "  ".join(f"{key} {metrics[key]:.3f}" for key in ("rate_r2", "co_bps") if key in metrics)
+
+
+# Sizes of the demo: a small Lorenz dataset and model, so that it runs in a few minutes on
+# two CPU cores (measured: benchmarks/RESULTS.md).
+DEMO_DATA = dict(n_conditions=20, n_trials_per_condition=10, n_heldout=5)
+DEMO_MODEL = dict(
+    ic_enc_dim=32, ci_enc_dim=32, ic_dim=32, con_dim=32, co_dim=2, gen_dim=64, fac_dim=16,
+    sv_rate=0.1, cd_rate=0.3, selection_metric="sv_nll", n_samples=20,
+    kl_increase_epoch=20, l2_increase_epoch=20,
+)  # fmt: skip
+DEMO_PBT = dict(population=8, generations=6, epochs_per_generation=10)

@@ -195,7 +195,6 @@ def write_run(
     params: Mapping[str, Any],
     outputs: Mapping[str, np.ndarray],
     metrics: Mapping[str, Any],
-    load_options: Mapping[str, Any] | None = None,
     extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a complete run directory (config, outputs, metrics) and return its path."""
@@ -208,7 +207,7 @@ def write_run(
         "data": {
             "source": str(Path(source).resolve()) if source else None,
             "layout": data.meta.get("layout"),
-            "load_options": dict(load_options or {}),
+            "load_options": dict(data.meta.get("load_options", {})),
             "summary": data.summary(),
         },
     }

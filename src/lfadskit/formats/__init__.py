@@ -185,7 +185,8 @@ def load(path: str | os.PathLike, layout: str | None = None, **options) -> Spike
     Returns
     -------
     SpikeData
-        With ``meta["layout"]`` and ``meta["source"]`` (the path as given) set.
+        With ``meta["layout"]``, ``meta["source"]`` (the path as given) and
+        ``meta["load_options"]`` (the reader options) set.
 
     Raises
     ------
@@ -217,9 +218,14 @@ def load(path: str | os.PathLike, layout: str | None = None, **options) -> Spike
     data = _READERS[layout](path, **options)
     # SpikeData is frozen but owns its meta dict (copied at construction); updating it
     # in place avoids validating every array a second time.
-    data.meta.update(layout=layout, source=str(path))
+    # load_options let a run directory reload exactly this dataset (lfadskit evaluate).
+    data.meta.update(layout=layout, source=str(path), load_options=_jsonable(options))
     logger.info("loaded %s (%s layout): %s", path, layout, data.summary())
     return data
+
+
+def _jsonable(options: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
 def save(data: SpikeData, path: str | os.PathLike, layout: str = "lfadskit") -> Path:
