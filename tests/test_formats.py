@@ -81,7 +81,9 @@ def test_native_round_trip_is_exact(tmp_path, suffix):
     loaded = load(path)
     assert_same(loaded, data)
     expected_meta = {"seed": 7, "nested": {"a": [1, 2.5, "x"], "b": None}, "ok": True}
-    assert loaded.meta == {**expected_meta, "layout": "lfadskit", "source": str(path)}
+    provenance = {"layout": "lfadskit", "source": str(path), "load_options": {}}
+    assert loaded.meta == {**expected_meta, **provenance}
+    assert load(path, bin_size=0.01).meta["load_options"] == {"bin_size": 0.01}
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".h5"])

@@ -129,3 +129,16 @@ def test_smoke_fit_on_mc_maze_small(mc_maze_dir):
     assert rates.shape == (100, 180, 142)
     assert np.isfinite(rates).all()
     assert np.isfinite(model.score(data))
+
+
+@pytest.mark.slow
+def test_default_lfads_recovers_lorenz_rates():
+    # ~6 min on one core: 390 trials, default settings (measured valid R^2 0.91)
+    from lfadskit.metrics import rate_r2
+    from lfadskit.simulate import lorenz
+
+    data = lorenz(n_trials_per_condition=6, seed=0)
+    model = LFADS().fit(data)
+    rates = model.predict_rates(data)
+    v = data.valid_idx
+    assert rate_r2(data.truth[v], rates[v]) >= 0.9
