@@ -274,7 +274,7 @@ class ReferenceTrainer:
         (loss * cfg.loss_scale).backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     @torch.no_grad()
     def evaluate(self) -> float:

@@ -134,6 +134,16 @@ def _check_real(name: str, value: Any, allow_nan: bool, ndim: int = 3) -> np.nda
     return arr
 
 
+def _check_aligned(name: str, arr: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """``arr`` must have the trials and time bins of ``spikes`` (any last axis)."""
+    if arr.shape[:2] != spikes.shape[:2]:
+        raise DataError(
+            f"{name}: shape {arr.shape} does not match (n_trials, n_timesteps)"
+            f" = {spikes.shape[:2]} of spikes"
+        )
+    return arr
+
+
 def _check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
     if arr.shape != expected:
         raise DataError(f"{name}: shape {arr.shape} does not match {meaning} {expected}")
@@ -211,13 +221,12 @@ class SpikeData:
         put("spikes", spikes)
         n_trials, n_timesteps, n_neurons = spikes.shape
         if self.heldout is not None:
-            heldout = _check_counts("heldout", self.heldout, allow_nan=True)
-            if heldout.shape[:2] != (n_trials, n_timesteps):
-                raise DataError(
-                    f"heldout: shape {heldout.shape} does not match (n_trials, n_timesteps)"
-                    f" = {(n_trials, n_timesteps)} of spikes"
-                )
-            put("heldout", heldout)
+            put(
+                "heldout",
+                _check_aligned(
+                    "heldout", _check_counts("heldout", self.heldout, allow_nan=True), spikes
+                ),
+            )
         n_out = n_neurons + self.n_heldout
         if self.forward is not None:
             forward = _check_counts("forward", self.forward, allow_nan=True)
@@ -228,13 +237,12 @@ class SpikeData:
                 )
             put("forward", forward)
         if self.behavior is not None:
-            behavior = _check_real("behavior", self.behavior, allow_nan=True)
-            if behavior.shape[:2] != (n_trials, n_timesteps):
-                raise DataError(
-                    f"behavior: shape {behavior.shape} does not match (n_trials, n_timesteps)"
-                    f" = {(n_trials, n_timesteps)} of spikes"
-                )
-            put("behavior", behavior)
+            put(
+                "behavior",
+                _check_aligned(
+                    "behavior", _check_real("behavior", self.behavior, allow_nan=True), spikes
+                ),
+            )
         if self.truth is not None:
             truth = _check_real("truth", self.truth, allow_nan=False)
             _check_shape("truth", truth, self.recon_shape, "recon shape")
@@ -242,13 +250,12 @@ class SpikeData:
                 raise DataError(f"truth: negative rate at index {_first_index(truth < 0)}")
             put("truth", truth)
         if self.ext_input is not None:
-            ext = _check_real("ext_input", self.ext_input, allow_nan=False)
-            if ext.shape[:2] != (n_trials, n_timesteps):
-                raise DataError(
-                    f"ext_input: shape {ext.shape} does not match (n_trials, n_timesteps)"
-                    f" = {(n_trials, n_timesteps)} of spikes"
-                )
-            put("ext_input", ext)
+            put(
+                "ext_input",
+                _check_aligned(
+                    "ext_input", _check_real("ext_input", self.ext_input, allow_nan=False), spikes
+                ),
+            )
         if self.conditions is not None:
             cond = np.asarray(self.conditions)
             if cond.shape != (n_trials,) or not np.issubdtype(cond.dtype, np.integer):
