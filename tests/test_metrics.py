@@ -16,6 +16,8 @@ from lfadskit.metrics import (
     bits_per_spike,
     co_bps,
     condition_psth,
+    decode_behavior,
+    fit_ridge_decoder,
     fp_bps,
     poisson_nll,
     poisson_nll_log_rates,
@@ -171,6 +173,38 @@ def test_velocity_r2_cv_pools_trial_folds():
     rates_nan = np.concatenate([rates, rates[:1]])
     behavior_nan = np.concatenate([behavior, np.full((1, 25, 2), np.nan)])
     assert velocity_r2_cv(rates_nan, behavior_nan, n_folds=5, seed=4) == pytest.approx(got)
+
+
+def test_fit_ridge_decoder_matches_sklearn_grid_search():
+    rates, behavior = linear_behavior(seed=2)
+    behavior[4] = np.nan  # a trial without behavior is left out of the fit
+    decoder = fit_ridge_decoder(rates, behavior)
+    # Independent reference: the NLB recipe, scikit-learn's GridSearchCV over Ridge.
+    keep = ~np.isnan(behavior.reshape(-1, 2)).any(axis=1)
+    reference = GridSearchCV(Ridge(), {"alpha": DEFAULT_ALPHAS})
+    reference.fit(rates.reshape(-1, 8)[keep], behavior.reshape(-1, 2)[keep])
+    assert decoder.alpha == reference.best_params_["alpha"]
+    np.testing.assert_allclose(decoder.coef, reference.best_estimator_.coef_.T, atol=1e-8)
+    # Trial-shaped input gives trial-shaped output, equal to the flattened prediction.
+    decoded = decoder.predict(rates)
+    assert decoded.shape == (rates.shape[0], rates.shape[1], 2)
+    np.testing.assert_allclose(
+        decoded.reshape(-1, 2), reference.predict(rates.reshape(-1, 8)), atol=1e-8
+    )
+    with pytest.raises(ValueError, match="need at least 5"):
+        fit_ridge_decoder(rates[:1, :4], behavior[:1, :4])
+
+
+def test_decode_behavior_scores_like_velocity_r2():
+    rates, behavior = linear_behavior(seed=3)
+    behavior[25] = np.nan  # an eval trial without behavior is left out of the score
+    fit, shown = np.arange(20), np.arange(20, 30)
+    decoded, r2 = decode_behavior(rates, behavior, fit, shown)
+    assert decoded.shape == (10, rates.shape[1], 2)
+    assert np.isfinite(decoded).all()
+    assert r2 == pytest.approx(
+        velocity_r2(rates[fit], behavior[fit], rates[shown], behavior[shown]), abs=1e-12
+    )
 
 
 def test_velocity_r2_cv_rejects_bad_folds():

@@ -38,6 +38,7 @@ __all__ = [
     "read_outputs",
     "write_run",
     "write_history",
+    "write_csv",
     "evaluate_run",
     "RunError",
 ]
@@ -178,13 +179,34 @@ def write_history(path: str | os.PathLike, history: Sequence[Mapping[str, Any]])
             for key, value in record.items():
                 row[key] = value[member] if isinstance(value, (list, tuple)) else value
             rows.append(row)
+    write_csv(path, rows, _jsonable)
+
+
+def write_csv(
+    path: str | os.PathLike,
+    rows: Sequence[Mapping[str, Any]],
+    encode: Callable[[Any], Any] = _jsonable,
+) -> None:
+    """Write rows (dicts) as a CSV with a header, atomically.
+
+    The columns are the keys in order of first appearance; a key missing from a row leaves
+    its cell empty; every value is passed through ``encode`` before ``csv`` formats it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> write_csv(path, [{"a": 1, "b": 0.5}, {"a": 2, "c": "x"}])
+    >>> path.read_text().splitlines()
+    ['a,b,c', '1,0.5,', '2,,x']
+    """
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
-        writer.writerows({k: _jsonable(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: encode(v) for k, v in row.items()} for row in rows)
 
 
 def write_run(

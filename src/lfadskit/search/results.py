@@ -15,7 +15,6 @@ A search run directory ``RUN_DIR`` holds::
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -30,7 +29,7 @@ import torch
 from lfadskit.data import SpikeData
 from lfadskit.lfads.config import SEARCHABLE, LFADSConfig
 from lfadskit.lfads.network import Sizes
-from lfadskit.runs import atomic_path, write_json
+from lfadskit.runs import atomic_path, write_csv, write_json
 
 __all__ = [
     "SearchResult",
@@ -130,14 +129,7 @@ def write_table(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> N
     Columns are the keys in order of first appearance; missing values are empty; floats are
     written with ``repr`` so they read back exactly.
     """
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    write_csv(path, rows, lambda v: repr(v) if isinstance(v, float) else v)
 
 
 def export_best(
