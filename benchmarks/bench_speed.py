@@ -22,7 +22,7 @@ Examples
 Run from the repository root (the package on the path)::
 
     PYTHONPATH=src python benchmarks/bench_speed.py --quick --out /tmp/speed.json
-    PYTHONPATH=src python benchmarks/bench_speed.py --out benchmarks/speed.json
+    PYTHONPATH=src python benchmarks/bench_speed.py --out /tmp/speed.json
 """
 
 from __future__ import annotations
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
     datasets = {name: make_dataset(name, root) for name in names}
     results = {
         "meta": {
-            "command": "python " + " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+            "command": " ".join(["python benchmarks/bench_speed.py", *(argv or sys.argv[1:])]),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine_start": machine(),
             "config": cfg.to_dict(),
