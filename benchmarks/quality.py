@@ -36,9 +36,9 @@ from lfadskit.runs import write_history, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The Lorenz benchmark dataset: 40 conditions x 10 trials (320 train, 80 valid), 50 bins of
-# 20 ms, 29 held-in + 10 held-out neurons, mean rate about 7 Hz (lfadskit.simulate.lorenz).
-LORENZ = dict(n_conditions=40, n_trials_per_condition=10, n_heldout=10, seed=0)
+# The Lorenz benchmark dataset: 65 conditions x 6 trials (312 train, 78 valid), 50 bins of
+# 20 ms, 29 neurons, mean rate about 7 Hz (lfadskit.simulate.lorenz defaults otherwise).
+LORENZ = dict(n_trials_per_condition=6, seed=0)
 
 
 def load_dataset(name: str):

@@ -15,8 +15,10 @@ from lfadskit.lfads import (
     coordinated_dropout,
     sample_validation_mask,
 )
+from lfadskit.lfads.masks import training_masks
 from lfadskit.lfads.network import draw_noise, forward
-from lfadskit.lfads.train import PopulationTrainer, population_loss, training_masks
+from lfadskit.lfads.objective import population_loss
+from lfadskit.lfads.train import PopulationTrainer
 
 TINY = dict(ic_enc_dim=6, ci_enc_dim=6, ic_dim=4, con_dim=6, co_dim=2, gen_dim=8, fac_dim=3)
 

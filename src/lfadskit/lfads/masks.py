@@ -17,10 +17,17 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
-__all__ = ["coordinated_dropout", "sample_validation_mask", "apply_sample_validation"]
+__all__ = [
+    "coordinated_dropout",
+    "sample_validation_mask",
+    "apply_sample_validation",
+    "training_masks",
+]
 
 
 def _check_rate(name: str, rate: float) -> float:
@@ -132,3 +139,44 @@ def apply_sample_validation(
             f"{tuple(counts.shape)}"
         )
     return torch.where(heldout_mask, torch.zeros_like(counts), counts / (1.0 - sv_rate))
+
+
+def training_masks(
+    inputs: torch.Tensor,
+    sv_heldout: torch.Tensor,
+    cd_rates: Sequence[float],
+    generators: Sequence[torch.Generator],
+    recon_shape: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member CD-masked inputs and the gradient mask of the reconstruction.
+
+    Parameters
+    ----------
+    inputs : Tensor (B, T, N_in)
+        Encoder input of a batch (already SV-masked).
+    sv_heldout : bool Tensor (B, T, N_in)
+        SV-held-out elements of the batch.
+    cd_rates : K floats
+    generators : K torch.Generator
+        Member k's CD mask is drawn from generators[k].
+    recon_shape : (T_out, N_out)
+
+    Returns
+    -------
+    masked_inputs : Tensor (K, B, T, N_in)
+    grad_mask : bool Tensor (K, B, T_out, N_out)
+        Held-in window elements send gradient only if CD dropped them (all of them when
+        cd_rate is 0) and SV did not hold them out; held-out neurons and forward bins were
+        never input and always do (NaN targets are skipped by the loss).
+    """
+    masked, dropped = [], []
+    for rate, gen in zip(cd_rates, generators, strict=True):
+        m, g = coordinated_dropout(inputs, rate, gen)
+        masked.append(m)
+        dropped.append(g)
+    n_batch, n_time, n_in = inputs.shape
+    grad_mask = torch.ones(
+        (len(masked), n_batch, *recon_shape), dtype=torch.bool, device=inputs.device
+    )
+    grad_mask[:, :, :n_time, :n_in] = torch.stack(dropped) & ~sv_heldout
+    return torch.stack(masked), grad_mask

@@ -19,9 +19,11 @@ import math
 
 import torch
 
+from lfadskit.lfads.config import LFADSConfig
 from lfadskit.lfads.network import RECURRENT_KERNELS
 
 __all__ = [
+    "population_loss",
     "poisson_nll",
     "masked_poisson_nll",
     "kl_initial_condition",
@@ -176,3 +178,50 @@ def ramp_weight(epoch: int, start: int, increase: int) -> float:
     [0.5, 1.0, 1.0]
     """
     return min(max((epoch - start + 1) / (increase + 1), 0.0), 1.0)
+
+
+def population_loss(
+    out: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    grad_mask: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    hparams: dict[str, torch.Tensor],
+    cfg: LFADSConfig,
+    w_kl: float,
+    w_l2: float,
+) -> dict[str, torch.Tensor]:
+    """loss = NLL + w_l2 L2 + w_kl (kl_ic_scale KL_ic + kl_co_scale KL_co), per member.
+
+    Parameters
+    ----------
+    out : dict from ``network.forward``
+    target : Tensor (B, T_out, N_out), NaN where unobserved
+    grad_mask : bool Tensor (K, B, T_out, N_out)
+        The NLL is the mean over these elements (the only ones that send gradient).
+    params : dict name -> Tensor (K, ...)
+    hparams : dict name -> Tensor (K,)
+    cfg : LFADSConfig
+    w_kl, w_l2 : float
+        Ramp weights of this epoch.
+
+    Returns
+    -------
+    dict of Tensor (K,): 'loss', 'nll', 'kl_ic', 'kl_co', 'l2'.
+    """
+    nll = masked_poisson_nll(out["log_rates"], target, grad_mask)
+    kl_ic = kl_initial_condition(
+        out["ic_mean"], out["ic_std"], params["ic_prior.mean"], cfg.ic_prior_var
+    )
+    kl_co = torch.zeros_like(kl_ic)
+    if cfg.co_dim > 0:
+        kl_co = kl_inferred_inputs(
+            out["u"],
+            out["co_mean"],
+            out["co_std"],
+            params["co_prior.log_tau"],
+            params["co_prior.log_var"],
+        )
+    l2 = l2_penalty(params, hparams)
+    kl = hparams["kl_ic_scale"] * kl_ic + hparams["kl_co_scale"] * kl_co
+    loss = nll + w_l2 * l2 + w_kl * kl
+    return {"loss": loss, "nll": nll, "kl_ic": kl_ic, "kl_co": kl_co, "l2": l2}

@@ -40,27 +40,15 @@ import torch
 
 from lfadskit.data import SpikeData
 from lfadskit.lfads.config import SEARCHABLE, LFADSConfig
-from lfadskit.lfads.masks import (
-    apply_sample_validation,
-    coordinated_dropout,
-    sample_validation_mask,
-)
+from lfadskit.lfads.masks import apply_sample_validation, sample_validation_mask, training_masks
 from lfadskit.lfads.network import Sizes, draw_noise, forward, init_params
-from lfadskit.lfads.objective import (
-    kl_inferred_inputs,
-    kl_initial_condition,
-    l2_penalty,
-    masked_poisson_nll,
-    ramp_weight,
-)
+from lfadskit.lfads.objective import masked_poisson_nll, population_loss, ramp_weight
 from lfadskit.lfads.optim import PopulationAdam, copy_member
 
 __all__ = [
     "PopulationTrainer",
     "PopulationResult",
     "fit_population",
-    "training_masks",
-    "population_loss",
     "CHECKPOINT",
 ]
 
@@ -461,94 +449,6 @@ class PopulationTrainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
-
-
-def training_masks(
-    inputs: torch.Tensor,
-    sv_heldout: torch.Tensor,
-    cd_rates: Sequence[float],
-    generators: Sequence[torch.Generator],
-    recon_shape: tuple[int, int],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-member CD-masked inputs and the gradient mask of the reconstruction.
-
-    Parameters
-    ----------
-    inputs : Tensor (B, T, N_in)
-        Encoder input of a batch (already SV-masked).
-    sv_heldout : bool Tensor (B, T, N_in)
-        SV-held-out elements of the batch.
-    cd_rates : K floats
-    generators : K torch.Generator
-        Member k's CD mask is drawn from generators[k].
-    recon_shape : (T_out, N_out)
-
-    Returns
-    -------
-    masked_inputs : Tensor (K, B, T, N_in)
-    grad_mask : bool Tensor (K, B, T_out, N_out)
-        Held-in window elements send gradient only if CD dropped them (all of them when
-        cd_rate is 0) and SV did not hold them out; held-out neurons and forward bins were
-        never input and always do (NaN targets are skipped by the loss).
-    """
-    masked, dropped = [], []
-    for rate, gen in zip(cd_rates, generators, strict=True):
-        m, g = coordinated_dropout(inputs, rate, gen)
-        masked.append(m)
-        dropped.append(g)
-    n_batch, n_time, n_in = inputs.shape
-    grad_mask = torch.ones(
-        (len(masked), n_batch, *recon_shape), dtype=torch.bool, device=inputs.device
-    )
-    grad_mask[:, :, :n_time, :n_in] = torch.stack(dropped) & ~sv_heldout
-    return torch.stack(masked), grad_mask
-
-
-def population_loss(
-    out: dict[str, torch.Tensor],
-    target: torch.Tensor,
-    grad_mask: torch.Tensor,
-    params: dict[str, torch.Tensor],
-    hparams: dict[str, torch.Tensor],
-    cfg: LFADSConfig,
-    w_kl: float,
-    w_l2: float,
-) -> dict[str, torch.Tensor]:
-    """loss = NLL + w_l2 L2 + w_kl (kl_ic_scale KL_ic + kl_co_scale KL_co), per member.
-
-    Parameters
-    ----------
-    out : dict from ``network.forward``
-    target : Tensor (B, T_out, N_out), NaN where unobserved
-    grad_mask : bool Tensor (K, B, T_out, N_out)
-        The NLL is the mean over these elements (the only ones that send gradient).
-    params : dict name -> Tensor (K, ...)
-    hparams : dict name -> Tensor (K,)
-    cfg : LFADSConfig
-    w_kl, w_l2 : float
-        Ramp weights of this epoch.
-
-    Returns
-    -------
-    dict of Tensor (K,): 'loss', 'nll', 'kl_ic', 'kl_co', 'l2'.
-    """
-    nll = masked_poisson_nll(out["log_rates"], target, grad_mask)
-    kl_ic = kl_initial_condition(
-        out["ic_mean"], out["ic_std"], params["ic_prior.mean"], cfg.ic_prior_var
-    )
-    kl_co = torch.zeros_like(kl_ic)
-    if cfg.co_dim > 0:
-        kl_co = kl_inferred_inputs(
-            out["u"],
-            out["co_mean"],
-            out["co_std"],
-            params["co_prior.log_tau"],
-            params["co_prior.log_var"],
-        )
-    l2 = l2_penalty(params, hparams)
-    kl = hparams["kl_ic_scale"] * kl_ic + hparams["kl_co_scale"] * kl_co
-    loss = nll + w_l2 * l2 + w_kl * kl
-    return {"loss": loss, "nll": nll, "kl_ic": kl_ic, "kl_co": kl_co, "l2": l2}
 
 
 def fit_population(
