@@ -400,6 +400,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Simulate Lorenz data, run a small PBT with CD + SV, evaluate the best model, report."""
     import time
 
+    import torch
+
     from lfadskit import simulate
     from lfadskit.baseline import SpikeSmoothing
     from lfadskit.evaluation import evaluate_rates, format_table
@@ -410,6 +412,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lfadskit.search import pbt
 
     start = time.perf_counter()
+    # One thread: a small population steps steadily on it; two threads on two cores stall
+    # whenever anything else runs (benchmarks/RESULTS.md).
+    torch.set_num_threads(1)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     data_path = out / "lorenz.h5"
@@ -453,6 +458,6 @@ DEMO_DATA = dict(n_conditions=20, n_trials_per_condition=10, n_heldout=5)
 DEMO_MODEL = dict(
     ic_enc_dim=32, ci_enc_dim=32, ic_dim=32, con_dim=32, co_dim=2, gen_dim=64, fac_dim=16,
     sv_rate=0.1, cd_rate=0.3, selection_metric="sv_nll", n_samples=20,
-    kl_increase_epoch=20, l2_increase_epoch=20,
+    kl_increase_epoch=10, l2_increase_epoch=10,
 )  # fmt: skip
 DEMO_PBT = dict(population=8, generations=6, epochs_per_generation=10)
