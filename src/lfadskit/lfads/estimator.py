@@ -29,6 +29,7 @@ from lfadskit.lfads.inference import infer
 from lfadskit.lfads.network import Sizes
 from lfadskit.lfads.objective import masked_poisson_nll
 from lfadskit.lfads.train import PopulationTrainer
+from lfadskit.runs import atomic_path
 
 __all__ = ["LFADS"]
 
@@ -266,8 +267,11 @@ class LFADS:
             "status": self.status_,
             "history": self.history_,
         }
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=1, default=float))
-        torch.save({n: p.cpu() for n, p in self.params_.items()}, directory / WEIGHTS_FILE)
+        # weights first, then the config that points at them; each written atomically
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            torch.save({n: p.cpu() for n, p in self.params_.items()}, tmp)
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(meta, indent=1, default=float))
         return directory
 
     @classmethod
