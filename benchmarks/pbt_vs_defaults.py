@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,8 +25,7 @@ from lfadskit.evaluation import evaluate_rates, format_table
 from lfadskit.lfads import LFADS, LFADSConfig
 from lfadskit.runs import read_json
 from lfadskit.search import pbt
-
-REPO = Path(__file__).resolve().parents[1]
+from quality import mc_maze_small  # benchmarks/ is on sys.path when run as a script
 
 # The Lorenz arm uses the demo's data and model sizes (lfadskit.commands.DEMO_*).
 LORENZ = dict(n_conditions=20, n_trials_per_condition=10, n_heldout=5, seed=0)
@@ -59,8 +57,7 @@ def main(argv=None) -> int:
         data = lfadskit.simulate.lorenz(**LORENZ)
         config = LFADSConfig(**SMALL_MODEL)
     else:
-        root = Path(os.environ.get("LFADSKIT_DATA", REPO.parent / "shared" / "data"))
-        data = lfadskit.load(root / "mc_maze_small")
+        data = mc_maze_small()
         config = LFADSConfig()
     run_root = args.out.with_name(args.out.stem + "_runs")
 

@@ -41,11 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 LORENZ = dict(n_trials_per_condition=6, seed=0)
 
 
+def mc_maze_small():
+    """The shared MC_Maze_Small NLB tensors ($LFADSKIT_DATA, else ../shared/data)."""
+    root = Path(os.environ.get("LFADSKIT_DATA", REPO.parent / "shared" / "data"))
+    return lfadskit.load(root / "mc_maze_small")
+
+
 def load_dataset(name: str):
     if name == "lorenz":
         return lfadskit.simulate.lorenz(**LORENZ)
-    root = Path(os.environ.get("LFADSKIT_DATA", REPO.parent / "shared" / "data"))
-    return lfadskit.load(root / "mc_maze_small")
+    return mc_maze_small()
 
 
 def main(argv=None) -> int:
