@@ -363,7 +363,7 @@ def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
     [
         (["--set", "frobnication=3"], ["frobnication", "lr"]),
         (["--set", "lr=1e-2:1e-4"], ["lr"]),
-        (["--method", "random", "--resume"], ["--resume"]),
+        (["--method", "random", "--metric", "sv_nll", "--sv-rate", "0"], ["sv_rate"]),
     ],
 )
 def test_search_option_errors(argv, fragments, tmp_path, capsys):

@@ -142,3 +142,63 @@ def test_default_lfads_recovers_lorenz_rates():
     rates = model.predict_rates(data)
     v = data.valid_idx
     assert rate_r2(data.truth[v], rates[v]) >= 0.9
+
+
+def test_from_params_builds_the_model_a_population_member_is(tmp_path):
+    from lfadskit.lfads import fit_population
+    from lfadskit.lfads.network import Sizes
+
+    data = tiny_data()
+    model = small_model(seed=7).fit(data)
+    # member 1 of a population trains exactly as the single model with its seed
+    pop = fit_population(data, model.config_, {"lr": [1e-3, model.config_.lr]}, seeds=[3, 7])
+    member = {name: p[1:2] for name, p in pop.params.items()}
+    history = [{"epoch": e, "loss": r["loss"][1]} for e, r in enumerate(pop.history)]
+    rebuilt = LFADS.from_params(
+        model.config_, pop.sizes, member, data.n_forward,
+        best_epoch=pop.best_epoch[1], best_metric=pop.best_metric[1], history=history,
+        status="search",
+    )  # fmt: skip
+    assert rebuilt.best_epoch_ == model.best_epoch_
+    assert rebuilt.n_neurons_out_ == 10 and rebuilt.n_forward_ == 2
+    np.testing.assert_allclose(
+        rebuilt.predict_rates(data, seed=2), model.predict_rates(data, seed=2), rtol=1e-5
+    )
+    # its tensors are copies: changing the population's does not change the model
+    before = rebuilt.predict_rates(data, seed=2)
+    pop.params["readout.b"].add_(1.0)
+    assert np.array_equal(rebuilt.predict_rates(data, seed=2), before)
+
+    rebuilt.save(tmp_path / "m")
+    loaded = LFADS.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict_rates(data, seed=2), before)
+    assert loaded.config_ == model.config_ and loaded.history_ == history
+    assert (loaded.best_epoch_, loaded.best_metric_, loaded.status_) == (
+        pop.best_epoch[1], pytest.approx(pop.best_metric[1]), "search",
+    )  # fmt: skip
+    assert Sizes(loaded.n_neurons_in_, loaded.n_neurons_out_, loaded.n_ext_) == pop.sizes
+
+
+def test_from_params_validates_its_arguments():
+    from lfadskit.lfads import fit_population
+
+    data = tiny_data()
+    cfg = LFADSConfig(**TINY, max_epochs=1)
+    pop = fit_population(data, cfg, seeds=[0, 1])
+    one = {name: p[:1] for name, p in pop.params.items()}
+    LFADS.from_params(cfg, pop.sizes, one, 2)  # the valid call
+    with pytest.raises(ValueError, match=r"params\['.*'\]: shape \(2, .*population axis"):
+        LFADS.from_params(cfg, pop.sizes, pop.params, 2)
+    missing = {name: p for name, p in one.items() if name != "gen.w_hh"}
+    with pytest.raises(ValueError, match=r"missing \['gen.w_hh'\], unexpected \[\]"):
+        LFADS.from_params(cfg, pop.sizes, missing, 2)
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['extra'\]"):
+        LFADS.from_params(cfg, pop.sizes, {**one, "extra": one["gen.w_hh"]}, 2)
+    with pytest.raises(ValueError, match=r"params\['gen.*'\]: shape"):  # other sizes
+        LFADS.from_params(cfg.replace(gen_dim=9), pop.sizes, one, 2)
+    with pytest.raises(ValueError, match="config: expected an LFADSConfig"):
+        LFADS.from_params(cfg.to_dict(), pop.sizes, one, 2)
+    with pytest.raises(ValueError, match="sizes: expected a Sizes"):
+        LFADS.from_params(cfg, pop.sizes.to_dict(), one, 2)
+    with pytest.raises(ValueError, match="n_forward"):
+        LFADS.from_params(cfg, pop.sizes, one, -1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lfadskit.lfads import LFADSConfig, infer
-from lfadskit.lfads.layers import gru_step, gru_step_reference, run_gru
+from lfadskit.lfads.layers import gru_step, gru_step_reference, run_gru, run_gru_unclipped
 from lfadskit.lfads.network import Sizes, draw_noise, forward, init_params
 
 TINY = dict(ic_enc_dim=6, ci_enc_dim=6, ic_dim=4, con_dim=6, co_dim=2, gen_dim=8, fac_dim=3)
@@ -29,6 +29,60 @@ def test_fused_gru_step_matches_plain_autograd_and_passes_gradcheck():
     assert torch.allclose(out, ref, atol=1e-12)
     assert out.abs().max() <= 1.5 and (out.abs() == 1.5).any()  # the clip is active
     assert torch.autograd.gradcheck(lambda *a: gru_step(*a, 1.5), (x, state, w, bias))
+
+
+def _stepwise(x, h0, w, bias, clip):
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        h = gru_step_reference(x[:, t], h, w, bias.unsqueeze(1), clip)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def test_fused_step_without_clip_equals_clipped_step_when_the_clip_cannot_act():
+    g = torch.Generator().manual_seed(1)
+    p, b, h = 2, 3, 4
+    x = torch.randn(p, b, 3 * h, generator=g, dtype=torch.double, requires_grad=True)
+    state = torch.rand(p, b, h, generator=g, dtype=torch.double).requires_grad_()
+    w = torch.randn(p, h, 3 * h, generator=g, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(p, 1, 3 * h, generator=g, dtype=torch.double, requires_grad=True)
+    free, clipped = gru_step(x, state, w, bias, None), gru_step(x, state, w, bias, 1.0)
+    assert torch.equal(free, clipped)
+    for a, c in zip(
+        torch.autograd.grad(free.sum(), (x, state, w, bias)),
+        torch.autograd.grad(clipped.sum(), (x, state, w, bias)),
+        strict=True,
+    ):
+        assert torch.allclose(a, c, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda *a: gru_step(*a, None), (x, state, w, bias))
+
+
+def test_whole_sequence_gru_matches_the_stepwise_gru_and_passes_gradcheck():
+    g = torch.Generator().manual_seed(2)
+    p, t, b, h = 3, 6, 4, 5
+    x = (3 * torch.randn(p, t, b, 3 * h, generator=g, dtype=torch.double)).requires_grad_()
+    h0 = (2 * torch.rand(p, b, h, generator=g, dtype=torch.double) - 1).requires_grad_()
+    w = torch.randn(p, h, 3 * h, generator=g, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(p, 3 * h, generator=g, dtype=torch.double, requires_grad=True)
+    states = run_gru_unclipped(x, h0, w, bias)
+    reference = _stepwise(x, h0, w, bias, 1.0)  # states stay in [-1, 1]: the clip never acts
+    assert torch.allclose(states, reference, atol=1e-12)
+    weights = torch.randn(states.shape, generator=g, dtype=torch.double)
+    ours = torch.autograd.grad((states * weights).sum(), (x, h0, w, bias))
+    theirs = torch.autograd.grad((reference * weights).sum(), (x, h0, w, bias))
+    for a, c in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, c, atol=1e-12)
+    assert torch.autograd.gradcheck(run_gru_unclipped, (x, h0, w, bias))
+
+
+def test_run_gru_keeps_the_clip_when_it_can_act():
+    g = torch.Generator().manual_seed(3)
+    x = 4 * torch.randn(2, 5, 3, 12, generator=g)
+    h0 = 3 * torch.ones(2, 3, 4)  # above a clip of 2: the first steps are clipped
+    w, bias = torch.randn(2, 4, 12, generator=g), torch.randn(2, 12, generator=g)
+    states = run_gru(x, h0, w, bias, cell_clip=2.0)
+    assert torch.allclose(states, _stepwise(x, h0, w, bias, 2.0), atol=1e-6)
+    assert states.abs().max() <= 2.0
 
 
 def test_gru_matches_torch_gru_cell():

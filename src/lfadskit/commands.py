@@ -380,10 +380,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             **common,
         )
     else:
-        if args.resume:
-            raise UsageError("--resume: random search cannot be resumed yet; use --method pbt")
         result = random_search(
-            data, n_configs=args.n_configs, population=args.population or 8, **common
+            data,
+            n_configs=args.n_configs,
+            population=args.population or 8,
+            resume=args.resume,
+            **common,
         )
     say(
         args,

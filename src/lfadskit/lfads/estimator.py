@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from lfadskit.data import DataError, SpikeData
 from lfadskit.lfads.config import LFADSConfig
 from lfadskit.lfads.inference import infer
-from lfadskit.lfads.network import Sizes
+from lfadskit.lfads.network import Sizes, param_shapes
 from lfadskit.lfads.objective import masked_poisson_nll
 from lfadskit.lfads.train import PopulationTrainer
 from lfadskit.runs import atomic_path
@@ -154,6 +155,99 @@ class LFADS:
         self.best_metric_ = result.best_metric[0]
         self.status_ = result.status[0]
         return self
+
+    @classmethod
+    def from_params(
+        cls,
+        config: LFADSConfig,
+        sizes: Sizes,
+        params: Mapping[str, torch.Tensor],
+        n_forward: int,
+        *,
+        best_epoch: int = -1,
+        best_metric: float = math.inf,
+        history: Sequence[Mapping[str, Any]] = (),
+        status: str = "running",
+        device: str = "cpu",
+    ) -> LFADS:
+        """A fitted estimator from one population member's weights (e.g. a search's best).
+
+        Parameters
+        ----------
+        config : LFADSConfig
+            Settings of the member, its searchable hyperparameters included.
+        sizes : Sizes
+            Sizes learned from the data (``PopulationResult.sizes``).
+        params : dict name -> Tensor (1, ...)
+            The member's weights with a population axis of size one, e.g.
+            ``{n: p[k : k + 1] for n, p in result.params.items()}``; copied.
+        n_forward : int
+            Forward-prediction bins the member was trained to predict (``data.n_forward``).
+        best_epoch : int
+            Epoch the weights come from (-1: unknown or never counted).
+        best_metric : float
+            Smoothed selection metric at that epoch (inf: unknown).
+        history : list of dict
+            Per-epoch records of this member (numbers, not lists of K).
+        status : str
+            'running', 'stopped', 'failed' or a free label such as 'search'.
+        device : str
+            Torch device of the weights and of inference.
+
+        Returns
+        -------
+        LFADS
+            Fitted: ``predict``, ``score`` and ``save`` work.
+
+        Raises
+        ------
+        ValueError
+            When a parameter is missing, unexpected, or of the wrong shape for ``config``
+            and ``sizes`` (a population axis other than 1 included).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lfadskit.lfads import LFADSConfig, fit_population
+        >>> counts = np.random.default_rng(0).poisson(1.0, size=(12, 8, 5))
+        >>> data = SpikeData(spikes=counts)
+        >>> cfg = LFADSConfig(ic_enc_dim=4, ci_enc_dim=4, ic_dim=2, con_dim=4, gen_dim=4,
+        ...                   fac_dim=2, max_epochs=2, n_samples=2)
+        >>> result = fit_population(data, cfg, {"lr": [1e-3, 4e-3]}, seeds=[0, 1])
+        >>> second = {name: p[1:2] for name, p in result.params.items()}
+        >>> model = LFADS.from_params(cfg, result.sizes, second, data.n_forward)
+        >>> model.predict_rates(data).shape
+        (12, 8, 5)
+        """
+        if not isinstance(config, LFADSConfig):
+            raise ValueError(f"config: expected an LFADSConfig, got {type(config).__name__}")
+        if not isinstance(sizes, Sizes):
+            raise ValueError(f"sizes: expected a Sizes, got {type(sizes).__name__}")
+        if isinstance(n_forward, bool) or not isinstance(n_forward, int) or n_forward < 0:
+            raise ValueError(f"n_forward: expected an integer >= 0, got {n_forward!r}")
+        expected = param_shapes(config, sizes)
+        missing = sorted(set(expected) - set(params))
+        unknown = sorted(set(params) - set(expected))
+        if missing or unknown:
+            raise ValueError(
+                f"params: missing {missing}, unexpected {unknown} for this config and sizes; "
+                "pass every weight of one member (PopulationResult.params sliced with [k:k+1])"
+            )
+        for name, (shape, _) in expected.items():
+            got = tuple(params[name].shape)
+            if got != (1, *shape):
+                raise ValueError(
+                    f"params[{name!r}]: shape {got}, expected {(1, *shape)} (population axis "
+                    "of size one first; slice a population with [k:k+1])"
+                )
+        model = cls(config, device=device)
+        weights = {n: torch.as_tensor(params[n]).detach().to(device).clone() for n in expected}
+        model._set_learned(config, sizes, weights, n_forward)
+        model.history_ = [dict(r) for r in history]
+        model.best_epoch_ = int(best_epoch)
+        model.best_metric_ = float(best_metric)
+        model.status_ = str(status)
+        return model
 
     def _set_learned(self, config, sizes: Sizes, params, n_forward: int) -> None:
         self.config_ = config

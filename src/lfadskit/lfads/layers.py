@@ -20,7 +20,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gru_step", "gru_step_reference", "run_gru", "linear", "dropout_keep", "init_normal"]
+__all__ = [
+    "gru_step",
+    "gru_step_reference",
+    "run_gru",
+    "run_gru_unclipped",
+    "linear",
+    "dropout_keep",
+    "init_normal",
+]
 
 
 class _GRUStep(torch.autograd.Function):
@@ -35,34 +43,40 @@ class _GRUStep(torch.autograd.Function):
     def forward(ctx, x_gates, h, w_hh, b_hh, cell_clip):
         hidden = h.shape[-1]
         h_gates = torch.baddbmm(b_hh, h, w_hh)
-        reset_update = torch.sigmoid(x_gates[..., : 2 * hidden] + h_gates[..., : 2 * hidden])
+        reset_update = torch.add(x_gates[..., : 2 * hidden], h_gates[..., : 2 * hidden])
+        reset_update.sigmoid_()
         reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
         h_cand = h_gates[..., 2 * hidden :]
-        candidate = torch.tanh(x_gates[..., 2 * hidden :] + reset * h_cand)
+        candidate = torch.addcmul(x_gates[..., 2 * hidden :], reset, h_cand).tanh_()
         # z * h + (1 - z) * n, written with one fewer elementwise op
-        new_h = candidate + update * (h - candidate)
+        new_h = torch.addcmul(candidate, update, h - candidate)
+        if cell_clip is None:  # the caller knows the clip cannot act
+            ctx.save_for_backward(h, w_hh, reset_update, h_cand, candidate)
+            return new_h
         inside = new_h.abs() <= cell_clip
         ctx.save_for_backward(h, w_hh, reset_update, h_cand, candidate, inside)
-        return new_h.clamp(-cell_clip, cell_clip)
+        return new_h.clamp_(-cell_clip, cell_clip)
 
     @staticmethod
     def backward(ctx, grad_out):
-        h, w_hh, reset_update, h_cand, candidate, inside = ctx.saved_tensors
+        h, w_hh, reset_update, h_cand, candidate, *inside = ctx.saved_tensors
         hidden = h.shape[-1]
         reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
-        grad = grad_out * inside  # clipped units pass no gradient
-        d_pre_cand = grad * (1.0 - update) * (1.0 - candidate * candidate)
+        grad = grad_out * inside[0] if inside else grad_out  # clipped units pass no gradient
+        grad_update = grad * update
         d_gates_x = torch.empty(
             (*grad.shape[:-1], 3 * hidden), dtype=grad.dtype, device=grad.device
         )
-        d_reset_update = d_gates_x[..., : 2 * hidden]
-        d_reset_update[..., :hidden] = d_pre_cand * h_cand
-        d_reset_update[..., hidden:] = grad * (h - candidate)
-        d_reset_update.mul_(reset_update * (1.0 - reset_update))
-        d_gates_x[..., 2 * hidden :] = d_pre_cand
+        d_reset_update, d_cand = d_gates_x[..., : 2 * hidden], d_gates_x[..., 2 * hidden :]
+        # d candidate pre-activation = grad (1 - z) (1 - n^2)
+        torch.sub(grad, grad_update, out=d_cand)
+        d_cand.addcmul_(d_cand * candidate, candidate, value=-1.0)
+        torch.mul(d_cand, h_cand, out=d_reset_update[..., :hidden])
+        torch.mul(grad, h - candidate, out=d_reset_update[..., hidden:])
+        d_reset_update.mul_(torch.addcmul(reset_update, reset_update, reset_update, value=-1.0))
         d_gates_h = d_gates_x.clone()
-        d_gates_h[..., 2 * hidden :] = d_pre_cand * reset
-        d_h = torch.baddbmm(grad * update, d_gates_h, w_hh.transpose(1, 2))
+        d_gates_h[..., 2 * hidden :].mul_(reset)
+        d_h = torch.baddbmm(grad_update, d_gates_h, w_hh.transpose(1, 2))
         d_w_hh = torch.bmm(h.transpose(1, 2), d_gates_h)
         d_b_hh = d_gates_h.sum(dim=1, keepdim=True)
         return d_gates_x, d_h, d_w_hh, d_b_hh, None
@@ -87,14 +101,15 @@ def gru_step(
         Recurrent kernel (reset, update, candidate).
     b_hh : Tensor (P, 1, 3H)
         Recurrent bias (broadcast over trials).
-    cell_clip : float
-        The new state is clipped to [-cell_clip, cell_clip].
+    cell_clip : float or None
+        The new state is clipped to [-cell_clip, cell_clip]; None skips the clip (exact when
+        the caller knows it cannot act, see ``run_gru_unclipped``).
 
     Returns
     -------
     Tensor (P, B, H): the new hidden state.
     """
-    return _GRUStep.apply(x_gates, h, w_hh, b_hh, float(cell_clip))
+    return _GRUStep.apply(x_gates, h, w_hh, b_hh, None if cell_clip is None else float(cell_clip))
 
 
 def gru_step_reference(x_gates, h, w_hh, b_hh, cell_clip):
@@ -107,6 +122,100 @@ def gru_step_reference(x_gates, h, w_hh, b_hh, cell_clip):
     return (update * h + (1 - update) * candidate).clamp(-cell_clip, cell_clip)
 
 
+class _GRUSequence(torch.autograd.Function):
+    """A whole GRU sequence as one autograd node (for states that cannot reach the clip).
+
+    Compared with one ``_GRUStep`` node per step, the backward pass writes every step's gate
+    gradients into one preallocated buffer (no ``cat`` of per-step pieces), computes the
+    recurrent kernel's gradient as one large matrix product over all steps instead of one
+    small product and one accumulation per step, and records no per-step graph. Internal
+    buffers are time-major so that each step reads and writes contiguous memory.
+    """
+
+    @staticmethod
+    def forward(ctx, x_gates, h0, w_hh, b_hh):
+        n_pop, n_time, n_batch, three_h = x_gates.shape
+        hidden = three_h // 3
+        b_hh = b_hh.unsqueeze(1)
+        new = x_gates.new_empty
+        h_gates = new(n_time, n_pop, n_batch, three_h)
+        reset_update = new(n_time, n_pop, n_batch, 2 * hidden)
+        candidate = new(n_time, n_pop, n_batch, hidden)
+        states = new(n_time, n_pop, n_batch, hidden)
+        h = h0
+        for t in range(n_time):
+            x_t, hg_t, ru_t, cand_t = x_gates[:, t], h_gates[t], reset_update[t], candidate[t]
+            torch.baddbmm(b_hh, h, w_hh, out=hg_t)
+            torch.add(x_t[..., : 2 * hidden], hg_t[..., : 2 * hidden], out=ru_t).sigmoid_()
+            reset, update = ru_t[..., :hidden], ru_t[..., hidden:]
+            torch.addcmul(x_t[..., 2 * hidden :], reset, hg_t[..., 2 * hidden :], out=cand_t)
+            cand_t.tanh_()
+            # z * h + (1 - z) * n = n + z * (h - n)
+            h = torch.addcmul(cand_t, update, h - cand_t, out=states[t])
+        ctx.save_for_backward(h0, w_hh, h_gates, reset_update, candidate, states)
+        return states.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_states):
+        h0, w_hh, h_gates, reset_update, candidate, states = ctx.saved_tensors
+        n_time, n_pop, n_batch, hidden = states.shape
+        h_prev = torch.cat([h0.unsqueeze(0), states[:-1]], dim=0)  # (T, P, B, H)
+        d_x = grad_states.new_empty(n_pop, n_time, n_batch, 3 * hidden)
+        d_gates_h = grad_states.new_empty(n_pop, n_time, n_batch, 3 * hidden)
+        w_hh_t = w_hh.transpose(1, 2)
+        d_h = torch.zeros_like(h0)
+        for t in range(n_time - 1, -1, -1):
+            ru, cand, h_cand = reset_update[t], candidate[t], h_gates[t, ..., 2 * hidden :]
+            reset, update = ru[..., :hidden], ru[..., hidden:]
+            dx_t, dgh_t = d_x[:, t], d_gates_h[:, t]
+            d_ru, d_cand = dx_t[..., : 2 * hidden], dx_t[..., 2 * hidden :]
+            grad = grad_states[:, t] + d_h
+            grad_update = grad * update
+            # d candidate pre-activation = grad (1 - z) (1 - n^2)
+            torch.sub(grad, grad_update, out=d_cand)
+            d_cand.addcmul_(d_cand * cand, cand, value=-1.0)
+            torch.mul(d_cand, h_cand, out=d_ru[..., :hidden])
+            torch.mul(grad, h_prev[t] - cand, out=d_ru[..., hidden:])
+            d_ru.mul_(torch.addcmul(ru, ru, ru, value=-1.0))  # sigmoid' = s (1 - s)
+            dgh_t[..., : 2 * hidden].copy_(d_ru)
+            torch.mul(d_cand, reset, out=dgh_t[..., 2 * hidden :])
+            d_h = torch.baddbmm(grad_update, dgh_t, w_hh_t)
+        flat_h = h_prev.transpose(0, 1).reshape(n_pop, n_time * n_batch, hidden)
+        flat_dgh = d_gates_h.reshape(n_pop, n_time * n_batch, 3 * hidden)
+        d_w_hh = torch.bmm(flat_h.transpose(1, 2), flat_dgh)
+        d_b_hh = flat_dgh.sum(dim=1)
+        return d_x, d_h, d_w_hh, d_b_hh
+
+
+def run_gru_unclipped(
+    x_gates: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor
+) -> torch.Tensor:
+    """Run a population GRU with no state clipping, the sequence as one autograd node.
+
+    Exact for any clip >= max(1, |h0|): a GRU state is a convex combination of the previous
+    state and a tanh in (-1, 1), so it never leaves [-max(1, |h0|), max(1, |h0|)].
+
+    Parameters
+    ----------
+    x_gates : Tensor (P, T, B, 3H)
+    h0 : Tensor (P, B, H)
+    w_hh : Tensor (P, H, 3H)
+    b_hh : Tensor (P, 3H)
+
+    Returns
+    -------
+    Tensor (P, T, B, H) (a transposed view of time-major storage).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(2, 4, 3, 15)
+    >>> run_gru_unclipped(x, torch.zeros(2, 3, 5), torch.zeros(2, 5, 15), torch.zeros(2, 15)).shape
+    torch.Size([2, 4, 3, 5])
+    """
+    return _GRUSequence.apply(x_gates, h0, w_hh, b_hh)
+
+
 def run_gru(
     x_gates: torch.Tensor,
     h0: torch.Tensor,
@@ -115,6 +224,9 @@ def run_gru(
     cell_clip: float,
 ) -> torch.Tensor:
     """Run a population GRU over time; only the recurrent matmul happens per step.
+
+    When the clip cannot act (``cell_clip >= max(1, |h0|)``) the sequence runs as one
+    autograd node (``run_gru_unclipped``); otherwise one fused node per step.
 
     Parameters
     ----------
@@ -129,6 +241,8 @@ def run_gru(
     -------
     Tensor (P, T, B, H): hidden states after each step.
     """
+    if cell_clip >= 1.0 and float(h0.abs().max()) <= cell_clip:
+        return run_gru_unclipped(x_gates, h0, w_hh, b_hh)
     b_hh = b_hh.unsqueeze(1)
     h = h0
     states = []

@@ -28,6 +28,16 @@ from lfadskit.data import DataError, SpikeData
 from lfadskit.lfads.config import SEARCHABLE, SELECTION_METRICS, LFADSConfig
 from lfadskit.lfads.train import PopulationTrainer
 from lfadskit.runs import write_json
+from lfadskit.search.random_state import (
+    CHUNK,
+    STATE,
+    data_fingerprint,
+    load_chunk,
+    load_state,
+    new_state,
+    save_chunk,
+    save_state,
+)
 from lfadskit.search.results import (
     SEARCH_DIR,
     SearchResult,
@@ -41,6 +51,8 @@ from lfadskit.search.results import (
 from lfadskit.search.space import SearchSpace, sample
 
 __all__ = ["random_search", "rank"]
+
+PBT_CHECKPOINT = "checkpoint.pt"  # lfadskit.search.pbt_search.CHECKPOINT (imports this module)
 
 
 def rank(metrics) -> list[int]:
@@ -97,6 +109,7 @@ def random_search(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
+    resume: bool = False,
 ) -> SearchResult:
     """Sample ``n_configs`` hyperparameter sets, train them ``population`` at a time, rank.
 
@@ -118,9 +131,14 @@ def random_search(
     metric : {'valid_nll', 'sv_nll'}
         Ranking uses each member's smoothed metric at its best epoch (lower is better).
     out : path, optional
-        Run directory: writes ``search/results.csv`` (after every population),
-        ``search/space.json``, ``search/summary.json`` and the best model as a run
-        (see ``lfadskit.search.results``).
+        Run directory (see ``lfadskit.search.results``), every file written atomically.
+        At the start: ``search/space.json`` and ``search/random_state.pt`` (settings, no
+        population done). After every epoch: ``search/chunk.pt``, the training population's
+        full state. After every population: ``search/random_state.pt`` (rows so far and the
+        best member's weights), then ``search/results.csv`` (rows so far, ranked), then
+        ``search/chunk.pt`` is removed. At the end: ``search/summary.json`` and the best
+        model as a run (``best/``, ``config.json``, ``outputs.h5``, ``metrics.json``,
+        ``history.csv``). A kill loses at most the epoch in progress.
     seed : int
         Seeds the sampling, every member's weights and streams, and the batch order.
     device : torch device
@@ -128,7 +146,15 @@ def random_search(
         Called after every epoch with ``{"stage": "epoch", "search": "random", "chunk",
         "n_chunks", "epoch", "max_epochs", "metrics", "best_metric"}`` and after every
         population with ``{"stage": "chunk", ..., "n_done", "n_configs", "best_metric",
-        "hparams", "metrics", "elapsed_s"}``.
+        "hparams", "metrics", "elapsed_s"}`` (completed populations skipped on resume are
+        not reported again).
+    resume : bool
+        Continue the search in ``out`` (``search/random_state.pt`` and ``search/chunk.pt``):
+        completed populations are kept, the current one continues from its last epoch, and
+        the results equal an uninterrupted run's. Refused when the settings (space,
+        n_configs, population, config, metric, seed, data) differ. Without a saved state
+        the search simply starts. Without ``resume``, an existing state is an error (nothing
+        is overwritten by accident).
 
     Returns
     -------
@@ -144,22 +170,30 @@ def random_search(
             f"the KL/L2 ramps end (epoch {cfg.ramp_end_epoch}); raise max_epochs or shorten "
             "the ramps"
         )
+    if resume and out is None:
+        raise ValueError("resume: needs out (the run directory holding search/random_state.pt)")
     rng = np.random.default_rng(seed)
     values = sample(space, n_configs, rng)
     seeds = member_seeds(seed, n_configs)
     search_dir = None if out is None else Path(out) / SEARCH_DIR
+    settings, state = {}, new_state()
     if search_dir is not None:
+        settings = _settings(data, space, n_configs, population, cfg, metric, seed)
+        state = _open_state(search_dir, settings, resume, device)
         write_json(search_dir / "space.json", space.to_dict())
 
     starts = list(range(0, n_configs, population))
-    rows: list[dict] = []
-    best: dict | None = None
+    rows: list[dict] = state["rows"]
     start_time = time.perf_counter()
     for chunk, first in enumerate(starts):
+        if chunk < state["n_chunks_done"]:
+            continue  # completed before an interruption: its rows are in the state
         members = list(range(first, min(first + population, n_configs)))
         hparams = {name: [float(values[name][i]) for i in members] for name in SEARCHABLE}
 
         def on_epoch(record: dict, trainer: PopulationTrainer, chunk: int = chunk) -> None:
+            if search_dir is not None:
+                save_chunk(search_dir / CHUNK, settings, chunk, trainer)
             if progress is not None:
                 finite = [m for m in trainer.best_metric if math.isfinite(m)]
                 progress(
@@ -178,12 +212,15 @@ def random_search(
         trainer = PopulationTrainer(
             data, cfg, hparams, [seeds[i] for i in members], device, callback=on_epoch
         )
+        if search_dir is not None:
+            load_chunk(search_dir / CHUNK, settings, chunk, trainer)
         result = trainer.run().result()
         for k, index in enumerate(members):
             row = _row(index, seeds[index], result, k, metric)
             rows.append(row)
+            best = state["best"]
             if math.isfinite(row["metric"]) and (best is None or row["metric"] < best["metric"]):
-                best = {
+                state["best"] = {
                     **row,
                     "params": {n: p[k : k + 1].clone() for n, p in result.params.items()},
                     "record_history": [
@@ -193,9 +230,14 @@ def random_search(
                 }
         for row, r in zip(rows, rank([row["metric"] for row in rows]), strict=True):
             row["rank"] = r
+        state["n_chunks_done"] = chunk + 1
         if search_dir is not None:
+            # state first: once it holds this population, chunk.pt is stale and can go
+            save_state(search_dir / STATE, settings, state)
             write_table(search_dir / "results.csv", rows)
+            (search_dir / CHUNK).unlink(missing_ok=True)
         if progress is not None:
+            best = state["best"]
             progress(
                 {
                     "stage": "chunk",
@@ -211,6 +253,9 @@ def random_search(
                 }
             )
 
+    if search_dir is not None:
+        (search_dir / CHUNK).unlink(missing_ok=True)  # a kill may have left the last one
+    best = state["best"]
     search = SearchResult(
         kind="random",
         metric=metric,
@@ -246,6 +291,44 @@ def random_search(
                 device=device,
             )
     return search
+
+
+def _settings(data, space, n_configs, population, cfg, metric, seed) -> dict:
+    """What a resumed search must share with the interrupted one."""
+    config = cfg.to_dict()
+    for name in ("seed", "selection_metric"):  # compared as ``seed`` and ``metric``
+        config.pop(name)
+    return {
+        "n_configs": n_configs,
+        "population": population,
+        "metric": metric,
+        "seed": seed,
+        "space": space.to_dict(),
+        "config": config,
+        "data": data_fingerprint(data),
+    }
+
+
+def _open_state(search_dir: Path, settings: dict, resume: bool, device) -> dict:
+    """The saved progress when resuming (else a new one, written at once); refuse clobbering."""
+    pbt_checkpoint = search_dir / PBT_CHECKPOINT
+    if pbt_checkpoint.is_file():
+        raise ValueError(
+            f"out: {pbt_checkpoint} holds a PBT search; use a new run directory (--out) "
+            "for a random search"
+        )
+    saved = [path for path in (search_dir / STATE, search_dir / CHUNK) if path.is_file()]
+    if saved and not resume:
+        raise ValueError(
+            f"out: {saved[0]} exists (an earlier random search); pass resume=True (--resume) "
+            "to continue it or use a new run directory (--out)"
+        )
+    if (search_dir / STATE).is_file():
+        return load_state(search_dir / STATE, settings, device)
+    state = new_state()
+    # settings on disk from the start, so even a kill in the first epoch is resumable
+    save_state(search_dir / STATE, settings, state)
+    return state
 
 
 def _row(index: int, seed: int, result, k: int, metric: str) -> dict:

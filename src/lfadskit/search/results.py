@@ -11,11 +11,14 @@ A search run directory ``RUN_DIR`` holds::
     search/generations.csv                  PBT: one row per generation and member (lineage)
     search/summary.json                     best member, its hyperparameters and metrics
     search/checkpoint.pt                    PBT: state after the last completed generation
+    search/random_state.pt                  random search: settings, completed populations'
+                                            rows and the best member so far
+    search/chunk.pt                         random search: the population in training, after
+                                            its last epoch (``lfadskit.search.random_state``)
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -29,7 +32,7 @@ import torch
 from lfadskit.data import SpikeData
 from lfadskit.lfads.config import SEARCHABLE, LFADSConfig
 from lfadskit.lfads.network import Sizes
-from lfadskit.runs import atomic_path, write_csv, write_json
+from lfadskit.runs import write_csv, write_json
 
 __all__ = [
     "SearchResult",
@@ -177,30 +180,23 @@ def export_best(
     Path of the run directory.
     """
     from lfadskit.evaluation import evaluate_rates
-    from lfadskit.lfads.estimator import CONFIG_FILE, LFADS, WEIGHTS_FILE
+    from lfadskit.lfads.estimator import LFADS
     from lfadskit.runs import write_run
 
     run_dir = Path(run_dir)
-    best_dir = run_dir / BEST_DIR
-    best_dir.mkdir(parents=True, exist_ok=True)
     model_config = config.replace(**{name: float(hparams[name]) for name in SEARCHABLE})
-    # The LFADS estimator cannot be built from a population member through its public API,
-    # so write the files its ``save`` writes and read them back with ``LFADS.load``: a format
-    # drift then fails here, loudly, instead of in a later ``load``.
-    meta = {
-        "config": model_config.to_dict(),
-        "sizes": sizes.to_dict(),
-        "n_forward": int(data.n_forward),
-        "best_epoch": int(best_epoch),
-        "best_metric": float(best_metric) if math.isfinite(best_metric) else None,
-        "status": "search",
-        "history": [dict(r) for r in history],
-    }
-    with atomic_path(best_dir / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1, default=float))
-    with atomic_path(best_dir / WEIGHTS_FILE) as tmp:
-        torch.save({n: p.detach().cpu().clone() for n, p in params.items()}, tmp)
-    model = LFADS.load(best_dir, device=str(device))
+    model = LFADS.from_params(
+        model_config,
+        sizes,
+        params,
+        int(data.n_forward),
+        best_epoch=int(best_epoch),
+        best_metric=float(best_metric) if math.isfinite(best_metric) else math.inf,
+        history=history,
+        status="search",
+        device=str(device),
+    )
+    model.save(run_dir / BEST_DIR)  # the one writer of the model format
     outputs = model.predict(data)
     metrics = evaluate_rates(data, outputs["rates"])
     write_run(
