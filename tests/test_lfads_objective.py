@@ -15,6 +15,7 @@ from lfadskit.lfads.objective import (
     kl_initial_condition,
     l2_penalty,
     masked_poisson_nll,
+    poisson_nll,
     ramp_weight,
 )
 from lfadskit.lfads.optim import PopulationAdam, copy_member, member_grad_norm
@@ -31,6 +32,25 @@ def test_masked_poisson_nll_matches_scipy_and_skips_nan_and_unmasked():
         use = mask[k] & ~torch.isnan(counts)
         ref = -poisson.logpmf(counts[use].numpy(), np.exp(log_rates[k][use].numpy())).mean()
         assert got[k].item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_masked_poisson_nll_gradient_equals_autograd_of_the_plain_expression():
+    g = torch.Generator().manual_seed(4)
+    log_rates = torch.randn(3, 2, 4, 5, generator=g, dtype=torch.double, requires_grad=True)
+    counts = torch.poisson(torch.full((2, 4, 5), 1.5, dtype=torch.double), generator=g)
+    counts[1, 2, 3] = float("nan")
+    mask = torch.rand(3, 2, 4, 5, generator=g) < 0.6
+    weights = torch.tensor([0.5, -1.0, 2.0], dtype=torch.double)
+    got = torch.autograd.grad(
+        (masked_poisson_nll(log_rates, counts, mask) * weights).sum(), log_rates
+    )
+    use = mask & ~torch.isnan(counts)
+    clean = torch.nan_to_num(counts)
+    plain = torch.where(use, poisson_nll(log_rates, clean), 0.0).sum(dim=(1, 2, 3))
+    ref = torch.autograd.grad((plain / use.sum(dim=(1, 2, 3)) * weights).sum(), log_rates)
+    assert torch.allclose(got[0], ref[0], atol=1e-12)
+    assert torch.equal(got[0][~use], torch.zeros_like(got[0][~use]))  # exactly zero
+    assert torch.autograd.gradcheck(lambda lr: masked_poisson_nll(lr, counts, mask), (log_rates,))
 
 
 def test_kl_initial_condition_matches_torch_distributions():

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lfadskit.lfads.config import LFADSConfig
+from lfadskit.lfads.memory import keep_freed_memory
 from lfadskit.lfads.network import draw_noise, forward
 
 __all__ = ["infer"]
@@ -68,6 +69,7 @@ def infer(
     (absent when co_dim = 0);
     'ic_mean', 'ic_std' (K, n_trials, ic_dim).
     """
+    keep_freed_memory()
     k = params["gen.w_hh"].shape[0]
     device = params["gen.w_hh"].device
     spikes = torch.as_tensor(spikes, dtype=torch.float32, device=device)

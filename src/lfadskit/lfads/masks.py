@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from lfadskit.lfads.streams import per_member
+
 __all__ = [
     "coordinated_dropout",
     "sample_validation_mask",
@@ -71,11 +73,23 @@ def coordinated_dropout(
     cd_rate = _check_rate("cd_rate", cd_rate)
     if cd_rate == 0.0:
         return counts, torch.ones(counts.shape, dtype=torch.bool, device=counts.device)
-    uniform = torch.rand(
-        counts.shape, generator=generator, device=counts.device, dtype=counts.dtype
-    )
+    uniform = _cd_uniform(counts, cd_rate, generator)
+    return _drop(counts, uniform, torch.tensor(cd_rate, dtype=counts.dtype))
+
+
+def _cd_uniform(counts: torch.Tensor, cd_rate: float, generator) -> torch.Tensor | None:
+    # a member with cd_rate 0 draws nothing, so its stream matches a model trained alone
+    if cd_rate == 0.0:
+        return None
+    return torch.rand(counts.shape, generator=generator, device=counts.device, dtype=counts.dtype)
+
+
+def _drop(
+    counts: torch.Tensor, uniform: torch.Tensor, cd_rate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CD from uniforms: rate broadcasts against ``uniform`` (a scalar or one per member)."""
     dropped = uniform < cd_rate
-    masked = torch.where(dropped, torch.zeros_like(counts), counts / (1.0 - cd_rate))
+    masked = torch.where(dropped, torch.zeros_like(uniform), counts / (1.0 - cd_rate))
     return masked, dropped
 
 
@@ -169,14 +183,19 @@ def training_masks(
         cd_rate is 0) and SV did not hold them out; held-out neurons and forward bins were
         never input and always do (NaN targets are skipped by the loss).
     """
-    masked, dropped = [], []
-    for rate, gen in zip(cd_rates, generators, strict=True):
-        m, g = coordinated_dropout(inputs, rate, gen)
-        masked.append(m)
-        dropped.append(g)
+    rates = [_check_rate("cd_rate", r) for r in cd_rates]
+    if len(rates) != len(generators):
+        raise ValueError(f"cd_rates: {len(rates)} values for {len(generators)} generators")
+    # draw each member's uniforms from its own stream (side by side), then mask all at once
+    drawing = [g for r, g in zip(rates, generators, strict=True) if r > 0]
+    draws = iter(per_member(lambda g: _cd_uniform(inputs, 1.0, g), drawing))
+    uniforms = [next(draws) if r > 0 else torch.ones_like(inputs) for r in rates]
+    rate = torch.tensor(rates, dtype=inputs.dtype, device=inputs.device).reshape(-1, 1, 1, 1)
+    masked, dropped = _drop(inputs, torch.stack(uniforms), rate)
+    dropped = torch.where(rate > 0, dropped, torch.ones_like(dropped))  # no CD: all get gradient
     n_batch, n_time, n_in = inputs.shape
     grad_mask = torch.ones(
-        (len(masked), n_batch, *recon_shape), dtype=torch.bool, device=inputs.device
+        (len(rates), n_batch, *recon_shape), dtype=torch.bool, device=inputs.device
     )
-    grad_mask[:, :, :n_time, :n_in] = torch.stack(dropped) & ~sv_heldout
-    return torch.stack(masked), grad_mask
+    grad_mask[:, :, :n_time, :n_in] = dropped & ~sv_heldout
+    return masked, grad_mask

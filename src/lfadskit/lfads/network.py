@@ -34,6 +34,7 @@ import torch
 
 from lfadskit.lfads.config import LFADSConfig
 from lfadskit.lfads.layers import dropout_keep, gru_step, init_normal, linear, run_gru
+from lfadskit.lfads.streams import per_member
 
 __all__ = ["Sizes", "param_shapes", "init_params", "draw_noise", "forward", "RECURRENT_KERNELS"]
 
@@ -222,10 +223,14 @@ def draw_noise(
         normal_shapes["eps_co"] = (t, b, cfg.co_dim)
     n_uniform = sum(math.prod(s) for s in uniform_shapes.values())
     n_normal = sum(math.prod(s) for s in normal_shapes.values())
-    uniforms, normals = [], []
-    for gen in generators:
-        uniforms.append(torch.rand(n_uniform, generator=gen, device=device))
-        normals.append(torch.randn(n_normal, generator=gen, device=device))
+    draws = per_member(
+        lambda gen: (
+            torch.rand(n_uniform, generator=gen, device=device),
+            torch.randn(n_normal, generator=gen, device=device),
+        ),
+        generators,
+    )
+    uniforms, normals = [u for u, _ in draws], [n for _, n in draws]
     noise = {}
     for flat, shapes in (
         (torch.stack(uniforms), uniform_shapes),

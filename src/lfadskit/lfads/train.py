@@ -41,6 +41,7 @@ import torch
 from lfadskit.data import SpikeData
 from lfadskit.lfads.config import SEARCHABLE, LFADSConfig
 from lfadskit.lfads.masks import apply_sample_validation, sample_validation_mask, training_masks
+from lfadskit.lfads.memory import keep_freed_memory
 from lfadskit.lfads.network import Sizes, draw_noise, forward, init_params
 from lfadskit.lfads.objective import masked_poisson_nll, population_loss, ramp_weight
 from lfadskit.lfads.optim import PopulationAdam, copy_member
@@ -123,6 +124,7 @@ class PopulationTrainer:
     ):
         if not isinstance(data, SpikeData):
             raise TypeError(f"data: expected a SpikeData, got {type(data).__name__}")
+        keep_freed_memory()  # large per-batch buffers would be page-faulted anew otherwise
         hparams = dict(hparams or {})
         unknown = sorted(set(hparams) - set(SEARCHABLE))
         if unknown:
