@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +28,7 @@ import torch
 from lfadskit.evaluation import evaluate_rates, format_table
 from lfadskit.lfads import LFADS, LFADSConfig, fit_population
 from lfadskit.lfads.config import SEARCHABLE
-from quality import load_dataset  # benchmarks/ is on sys.path when run as a script
+from quality import load_dataset, write_result  # benchmarks/ is on sys.path when run as a script
 
 
 def main(argv=None) -> int:
@@ -93,13 +90,8 @@ def main(argv=None) -> int:
         "rows": rows,
         "epochs_run": len(result.history),
         "fit_seconds": fit_s,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "command": "python benchmarks/default_sweep.py " + " ".join(argv or sys.argv[1:]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    write_result(args.out, out, "default_sweep.py", argv, args.threads)
     print(f"wrote {args.out}")
     return 0
 

@@ -13,8 +13,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from lfadskit.evaluation import evaluate_rates, format_table
 from lfadskit.lfads import LFADS, LFADSConfig
 from lfadskit.runs import read_json
 from lfadskit.search import pbt
-from quality import mc_maze_small  # benchmarks/ is on sys.path when run as a script
+from quality import mc_maze_small, write_result  # benchmarks/ is on sys.path when run as a script
 
 # The Lorenz arm uses the demo's data and model sizes (lfadskit.commands.DEMO_*).
 LORENZ = dict(n_conditions=20, n_trials_per_condition=10, n_heldout=5, seed=0)
@@ -98,12 +96,8 @@ def main(argv=None) -> int:
             "seconds": pbt_s,
             "best_hparams": result.best_hparams,
         },
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "command": "python benchmarks/pbt_vs_defaults.py " + " ".join(argv or sys.argv[1:]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    write_result(args.out, summary, "pbt_vs_defaults.py", argv, args.threads)
     print(f"wrote {args.out}")
     return 0
 

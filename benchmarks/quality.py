@@ -53,6 +53,19 @@ def load_dataset(name: str):
     return mc_maze_small()
 
 
+def write_result(out: Path, result: dict, script: str, argv, threads: int) -> None:
+    """Write ``result`` as JSON with the machine, torch version, threads and command added."""
+    result = {
+        **result,
+        "threads": threads,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "command": f"python benchmarks/{script} " + " ".join(argv or sys.argv[1:]),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["lorenz", "mc_maze"])
@@ -105,13 +118,8 @@ def main(argv=None) -> int:
         "epochs_run": len(model.history_),
         "fit_seconds": fit_s,
         "smoothing_seconds": smooth_s,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_result(args.out, result, "quality.py", argv, args.threads)
     print(f"wrote {args.out} and {run_dir}")
     return 0
 

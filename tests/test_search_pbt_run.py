@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import lfadskit
+from killing import run_until_ready_then_kill
 from lfadskit.data import SpikeData
 from lfadskit.lfads import LFADS, LFADSConfig, PopulationTrainer
 from lfadskit.lfads.config import SEARCHABLE
@@ -257,27 +252,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     np.savez(tmp_path / "data.npz", **arrays(seed=3))
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
     (tmp_path / "kwargs.json").write_text(json.dumps(kwargs))
-    (tmp_path / "child.py").write_text(CHILD)
-    src = str(Path(lfadskit.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    child = subprocess.Popen(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path)],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "ready").exists():
-            assert child.poll() is None, child.stderr.read().decode()
-            assert time.monotonic() < deadline, "child search did not reach generation 2"
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    assert run_until_ready_then_kill(CHILD, tmp_path) == -signal.SIGKILL
     run = tmp_path / "run"
     saved = torch.load(run / "search" / "checkpoint.pt", weights_only=True)
     assert saved["state"]["generation"] == 1  # the first generation survived the kill

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import lfadskit
+from killing import run_until_ready_then_kill
 from lfadskit.cli import main
 from lfadskit.data import SpikeData
 from lfadskit.lfads import LFADS, LFADSConfig, fit_population
@@ -190,28 +185,7 @@ def search_argv(folder, out, *extra):
 
 def run_killed_child(tmp_path, argv):
     """Run the CLI in a subprocess, SIGKILL it once it signals 'ready'."""
-    (tmp_path / "child.py").write_text(CHILD)
-    src = str(Path(lfadskit.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    child = subprocess.Popen(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path), *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "ready").exists():
-            assert child.poll() is None, child.stderr.read().decode()
-            assert time.monotonic() < deadline, "child search did not reach the second population"
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return child.returncode
+    return run_until_ready_then_kill(CHILD, tmp_path, *argv)
 
 
 def assert_same_search(run, straight):
