@@ -89,10 +89,13 @@ def make_dataset(name: str, root: Path) -> SpikeData:
     raise ValueError(f"dataset: unknown name {name!r}; use mc_maze, lorenz or tiny")
 
 
-def make_config(quick: bool) -> LFADSConfig:
+def make_config(quick: bool, batch_size: int | None = None) -> LFADSConfig:
+    """Default sizes (tiny ones with ``quick``); ``batch_size`` None keeps the default."""
     if quick:
-        return LFADSConfig(ic_enc_dim=16, ci_enc_dim=16, ic_dim=8, con_dim=16, gen_dim=16)
-    return LFADSConfig()
+        cfg = LFADSConfig(ic_enc_dim=16, ci_enc_dim=16, ic_dim=8, con_dim=16, gen_dim=16)
+    else:
+        cfg = LFADSConfig()
+    return cfg if batch_size is None else cfg.replace(batch_size=batch_size)
 
 
 def member_hparams(n_members: int, seed: int = 0) -> dict[str, list[float]]:
@@ -183,7 +186,7 @@ def bench_k1(datasets: dict, cfg: LFADSConfig, threads: list[int], n_timed: int)
 def run_worker(spec: dict) -> dict:
     """Body of a fresh subprocess: train a population or K sequential single models."""
     torch.set_num_threads(spec["threads"])
-    cfg = make_config(spec["quick"])
+    cfg = make_config(spec["quick"], spec["batch_size"])
     data = make_dataset(spec["dataset"], Path(spec["data_dir"]))
     hparams = member_hparams(spec["k"])
     rss_before = current_rss_mib()
@@ -220,7 +223,14 @@ def spawn_worker(spec: dict) -> dict:
 
 
 def bench_population(
-    dataset: str, root: Path, k: int, threads: list[int], n_timed: int, n_repeats: int, quick: bool
+    dataset: str,
+    root: Path,
+    k: int,
+    threads: list[int],
+    n_timed: int,
+    n_repeats: int,
+    quick: bool,
+    batch_size: int | None = None,
 ) -> list[dict]:
     """K members in lockstep against K single models in sequence, fresh process each."""
     rows = []
@@ -237,6 +247,7 @@ def bench_population(
                     "data_dir": str(root),
                     "n_timed": n_timed,
                     "quick": quick,
+                    "batch_size": batch_size,
                 }
                 results[mode].append(spawn_worker(spec))
         pop = statistics.median(r["epoch_s"] for r in results["population"])
@@ -421,6 +432,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=2, help="subprocess pairs per setting")
     parser.add_argument("--k", type=int, default=8, help="population size")
     parser.add_argument(
+        "--batch-size", type=int, default=None, help="trials per step (default: LFADSConfig's)"
+    )
+    parser.add_argument(
         "--sections",
         nargs="+",
         default=["k1", "population", "inference", "growth"],
@@ -433,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     root = data_dir(args.data_dir)
-    cfg = make_config(args.quick)
+    cfg = make_config(args.quick, args.batch_size)
     if args.quick:
         names, threads, n_timed, repeats, k = ["tiny"], [1], 1, 1, 2
     else:
@@ -480,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
             max(2, n_timed // 2) if not args.quick else 1,
             repeats,
             args.quick,
+            args.batch_size,
         )
     if "inference" in args.sections:
         results["inference"] = bench_inference(

@@ -460,6 +460,6 @@ DEMO_DATA = dict(n_conditions=20, n_trials_per_condition=10, n_heldout=5)
 DEMO_MODEL = dict(
     ic_enc_dim=32, ci_enc_dim=32, ic_dim=32, con_dim=32, co_dim=2, gen_dim=64, fac_dim=16,
     sv_rate=0.1, cd_rate=0.3, selection_metric="sv_nll", n_samples=20,
-    kl_increase_epoch=10, l2_increase_epoch=10,
+    kl_increase_epoch=10, l2_increase_epoch=10, batch_size=64,  # 3 batches: keeps it fast
 )  # fmt: skip
 DEMO_PBT = dict(population=8, generations=6, epochs_per_generation=10)
