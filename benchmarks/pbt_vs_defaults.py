@@ -48,6 +48,14 @@ def main(argv=None) -> int:
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--epochs-per-generation", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--metric",
+        choices=["valid_nll", "sv_nll"],
+        default="valid_nll",
+        help="PBT's selection metric (sv_nll: the PBT arm trains with --sv-rate)",
+    )
+    parser.add_argument("--sv-rate", type=float, default=0.1, help="with --metric sv_nll")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the PBT search")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -70,12 +78,15 @@ def main(argv=None) -> int:
         population=args.population,
         generations=args.generations,
         epochs_per_generation=args.epochs_per_generation,
-        config=config,
+        config=config.replace(sv_rate=args.sv_rate) if args.metric == "sv_nll" else config,
+        metric=args.metric,
+        seed=args.seed,
         out=run_root / "pbt",
     )
     pbt_s = time.perf_counter() - start
     pbt_metrics = read_json(run_root / "pbt" / "metrics.json")
-    pbt_epochs = config.ramp_end_epoch + args.generations * args.epochs_per_generation
+    # generations actually run: the plateau rule may stop the search before --generations
+    pbt_epochs = config.ramp_end_epoch + result.n_generations * args.epochs_per_generation
 
     print("fixed default hyperparameters\n" + format_table(fixed_metrics))
     print(f"PBT ({args.population} members)\n" + format_table(pbt_metrics))
@@ -93,6 +104,7 @@ def main(argv=None) -> int:
             "metrics": pbt_metrics,
             "member_epochs": pbt_epochs * args.population,
             "epochs": pbt_epochs,
+            "generations_run": result.n_generations,
             "seconds": pbt_s,
             "best_hparams": result.best_hparams,
         },
