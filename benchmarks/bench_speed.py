@@ -193,7 +193,7 @@ def run_worker(spec: dict) -> dict:
     start = time.perf_counter()
     if spec["mode"] == "population":
         trainer = PopulationTrainer(data, cfg, hparams, seeds=list(range(spec["k"])))
-        times = timed_epochs(trainer, 1, spec["n_timed"])
+        times = timed_epochs(trainer, spec["n_warmup"], spec["n_timed"])
         epoch_s = statistics.median(times)
         per_member = None
     else:
@@ -201,7 +201,8 @@ def run_worker(spec: dict) -> dict:
         for member in range(spec["k"]):
             one = {name: [values[member]] for name, values in hparams.items()}
             trainer = PopulationTrainer(data, cfg, one, seeds=[member])
-            per_member.append(statistics.median(timed_epochs(trainer, 1, spec["n_timed"])))
+            times = timed_epochs(trainer, spec["n_warmup"], spec["n_timed"])
+            per_member.append(statistics.median(times))
             del trainer
         epoch_s = sum(per_member)  # time for all K models to advance one epoch each
     return {
@@ -231,6 +232,7 @@ def bench_population(
     n_repeats: int,
     quick: bool,
     batch_size: int | None = None,
+    n_warmup: int = 1,
 ) -> list[dict]:
     """K members in lockstep against K single models in sequence, fresh process each."""
     rows = []
@@ -248,6 +250,7 @@ def bench_population(
                     "n_timed": n_timed,
                     "quick": quick,
                     "batch_size": batch_size,
+                    "n_warmup": n_warmup,
                 }
                 results[mode].append(spawn_worker(spec))
         pop = statistics.median(r["epoch_s"] for r in results["population"])
@@ -432,6 +435,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=2, help="subprocess pairs per setting")
     parser.add_argument("--k", type=int, default=8, help="population size")
     parser.add_argument(
+        "--population-warmup",
+        type=int,
+        default=1,
+        help="untimed epochs before timing, per population / single model (default 1)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=None, help="trials per step (default: LFADSConfig's)"
     )
     parser.add_argument(
@@ -495,6 +504,7 @@ def main(argv: list[str] | None = None) -> dict:
             repeats,
             args.quick,
             args.batch_size,
+            args.population_warmup,
         )
     if "inference" in args.sections:
         results["inference"] = bench_inference(
