@@ -56,11 +56,19 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sv-rate", type=float, default=0.1, help="with --metric sv_nll")
     parser.add_argument("--seed", type=int, default=0, help="seed of the PBT search")
+    parser.add_argument(
+        "--trials-per-condition",
+        type=int,
+        default=LORENZ["n_trials_per_condition"],
+        help="lorenz: trials per condition (20 conditions; default: the demo's 10)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if args.dataset == "lorenz":
-        data = lfadskit.simulate.lorenz(**LORENZ)
+        data = lfadskit.simulate.lorenz(
+            **{**LORENZ, "n_trials_per_condition": args.trials_per_condition}
+        )
         config = LFADSConfig(**SMALL_MODEL)
     else:
         data = mc_maze_small()
