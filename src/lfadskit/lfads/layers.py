@@ -130,9 +130,9 @@ class _GRUSequence(torch.autograd.Function):
     recurrent kernel's gradient as one large matrix product over all steps instead of one
     small product and one accumulation per step, and records no per-step graph. Internal
     buffers, the gate gradients included, are time-major so that each step writes one
-    contiguous block: a step's slice of a population-major (P, T, B, 3H) buffer is P
-    scattered pieces, which made a K = 8 epoch measurably slower. The input gradient is
-    returned as a transposed view of its time-major buffer.
+    contiguous block (a step's slice of a population-major (P, T, B, 3H) buffer would be P
+    scattered pieces). The input gradient is returned as a transposed view of its
+    time-major buffer.
     """
 
     @staticmethod
