@@ -183,11 +183,6 @@ def search_argv(folder, out, *extra):
     return ["search", str(folder / "data.npz"), "--out", str(out), *CLI_SEARCH, *config, *extra]
 
 
-def run_killed_child(tmp_path, argv):
-    """Run the CLI in a subprocess, SIGKILL it once it signals 'ready'."""
-    return run_until_ready_then_kill(CHILD, tmp_path, *argv)
-
-
 def assert_same_search(run, straight):
     """The files of two finished random searches agree (up to wall-clock times)."""
     for name in ("search/results.csv", "search/summary.json", "search/space.json", "metrics.json"):
@@ -215,7 +210,8 @@ def test_cli_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, capsys):
 
     save(tiny_data(seed=2), tmp_path / "data.npz")
     run = tmp_path / "run"
-    assert run_killed_child(tmp_path, search_argv(tmp_path, run)) == -signal.SIGKILL
+    killed = run_until_ready_then_kill(CHILD, tmp_path, *search_argv(tmp_path, run))
+    assert killed == -signal.SIGKILL
 
     # what survived the kill: the first population (rows, best) and the second one's epochs
     state = torch.load(run / "search" / "random_state.pt", weights_only=True)

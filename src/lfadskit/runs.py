@@ -27,6 +27,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 
 from lfadskit.data import SpikeData
 
@@ -90,6 +91,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically. NaN/inf become null."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` ``obj`` to ``path``, atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_json(path: str | os.PathLike) -> Any:

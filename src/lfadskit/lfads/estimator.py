@@ -30,7 +30,7 @@ from lfadskit.lfads.inference import infer
 from lfadskit.lfads.network import Sizes, param_shapes
 from lfadskit.lfads.objective import masked_poisson_nll
 from lfadskit.lfads.train import PopulationTrainer
-from lfadskit.runs import atomic_path
+from lfadskit.runs import atomic_path, write_torch
 
 __all__ = ["LFADS"]
 
@@ -362,8 +362,7 @@ class LFADS:
             "history": self.history_,
         }
         # weights first, then the config that points at them; each written atomically
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            torch.save({n: p.cpu() for n, p in self.params_.items()}, tmp)
+        write_torch(directory / WEIGHTS_FILE, {n: p.cpu() for n, p in self.params_.items()})
         with atomic_path(directory / CONFIG_FILE) as tmp:
             tmp.write_text(json.dumps(meta, indent=1, default=float))
         return directory

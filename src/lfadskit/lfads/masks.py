@@ -73,14 +73,11 @@ def coordinated_dropout(
     cd_rate = _check_rate("cd_rate", cd_rate)
     if cd_rate == 0.0:
         return counts, torch.ones(counts.shape, dtype=torch.bool, device=counts.device)
-    uniform = _cd_uniform(counts, cd_rate, generator)
+    uniform = _cd_uniform(counts, generator)
     return _drop(counts, uniform, torch.tensor(cd_rate, dtype=counts.dtype))
 
 
-def _cd_uniform(counts: torch.Tensor, cd_rate: float, generator) -> torch.Tensor | None:
-    # a member with cd_rate 0 draws nothing, so its stream matches a model trained alone
-    if cd_rate == 0.0:
-        return None
+def _cd_uniform(counts: torch.Tensor, generator) -> torch.Tensor:
     return torch.rand(counts.shape, generator=generator, device=counts.device, dtype=counts.dtype)
 
 
@@ -186,9 +183,10 @@ def training_masks(
     rates = [_check_rate("cd_rate", r) for r in cd_rates]
     if len(rates) != len(generators):
         raise ValueError(f"cd_rates: {len(rates)} values for {len(generators)} generators")
-    # draw each member's uniforms from its own stream (side by side), then mask all at once
+    # draw each member's uniforms from its own stream (side by side), then mask all at once;
+    # a member with cd_rate 0 draws nothing, so its stream matches a model trained alone
     drawing = [g for r, g in zip(rates, generators, strict=True) if r > 0]
-    draws = iter(per_member(lambda g: _cd_uniform(inputs, 1.0, g), drawing))
+    draws = iter(per_member(lambda g: _cd_uniform(inputs, g), drawing))
     uniforms = [next(draws) if r > 0 else torch.ones_like(inputs) for r in rates]
     rate = torch.tensor(rates, dtype=inputs.dtype, device=inputs.device).reshape(-1, 1, 1, 1)
     masked, dropped = _drop(inputs, torch.stack(uniforms), rate)

@@ -45,6 +45,7 @@ from lfadskit.lfads.memory import keep_freed_memory
 from lfadskit.lfads.network import Sizes, draw_noise, forward, init_params
 from lfadskit.lfads.objective import masked_poisson_nll, population_loss, ramp_weight
 from lfadskit.lfads.optim import PopulationAdam, copy_member
+from lfadskit.runs import write_torch
 
 __all__ = [
     "PopulationTrainer",
@@ -443,11 +444,7 @@ class PopulationTrainer:
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Write the state atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        write_torch(path, self.state_dict())
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))

@@ -52,10 +52,11 @@ import torch
 from lfadskit.data import SpikeData
 from lfadskit.lfads.config import SEARCHABLE, LFADSConfig
 from lfadskit.lfads.train import PopulationTrainer
-from lfadskit.runs import atomic_path, write_json
+from lfadskit.runs import write_json, write_torch
 from lfadskit.search.pbt import GenerationPlan, plan_generation, should_stop
 from lfadskit.search.random_search import check_common
 from lfadskit.search.results import (
+    PBT_CHECKPOINT,
     SEARCH_DIR,
     SearchResult,
     export_best,
@@ -69,7 +70,7 @@ from lfadskit.search.space import SearchSpace, sample
 
 __all__ = ["pbt", "apply_plan", "CHECKPOINT", "GENERATIONS"]
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = PBT_CHECKPOINT
 GENERATIONS = "generations.csv"
 BACKENDS = ("local", "ray")
 
@@ -390,8 +391,7 @@ def _save(path: Path, settings: dict, trainer: PopulationTrainer, rng, state: di
         "rng": rng.bit_generator.state,
         "state": state,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def _load(path: Path, settings: dict, trainer: PopulationTrainer, rng, device) -> dict:

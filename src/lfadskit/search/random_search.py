@@ -39,6 +39,7 @@ from lfadskit.search.random_state import (
     save_state,
 )
 from lfadskit.search.results import (
+    PBT_CHECKPOINT,
     SEARCH_DIR,
     SearchResult,
     export_best,
@@ -51,8 +52,6 @@ from lfadskit.search.results import (
 from lfadskit.search.space import SearchSpace, sample
 
 __all__ = ["random_search", "rank"]
-
-PBT_CHECKPOINT = "checkpoint.pt"  # lfadskit.search.pbt_search.CHECKPOINT (imports this module)
 
 
 def rank(metrics) -> list[int]:

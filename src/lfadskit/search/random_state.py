@@ -35,7 +35,7 @@ import torch
 from lfadskit.data import SpikeData
 from lfadskit.lfads.network import Sizes
 from lfadskit.lfads.train import PopulationTrainer
-from lfadskit.runs import atomic_path
+from lfadskit.runs import write_torch
 
 __all__ = [
     "STATE",
@@ -107,8 +107,7 @@ def save_state(path: Path, settings: Mapping[str, Any], state: Mapping[str, Any]
     if best is not None:
         best = {**best, "sizes": best["sizes"].to_dict()}  # plain types: weights_only loads
     payload = {"format": FORMAT, "settings": dict(settings), "state": {**state, "best": best}}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_state(path: Path, settings: Mapping[str, Any], device) -> dict:
@@ -131,8 +130,7 @@ def save_chunk(
         "chunk": int(chunk),
         "trainer": trainer.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_chunk(

@@ -38,6 +38,7 @@ __all__ = [
     "SearchResult",
     "SEARCH_DIR",
     "BEST_DIR",
+    "PBT_CHECKPOINT",
     "write_table",
     "member_record",
     "member_seeds",
@@ -46,6 +47,7 @@ __all__ = [
 
 SEARCH_DIR = "search"
 BEST_DIR = "best"
+PBT_CHECKPOINT = "checkpoint.pt"  # in SEARCH_DIR
 HISTORY = "history.csv"
 
 
