@@ -55,7 +55,15 @@ def main(argv=None) -> int:
         help="PBT's selection metric (sv_nll: the PBT arm trains with --sv-rate)",
     )
     parser.add_argument("--sv-rate", type=float, default=0.1, help="with --metric sv_nll")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the PBT search")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the PBT search and of the fixed model"
+    )
+    parser.add_argument("--data-seed", type=int, default=0, help="lorenz: simulation seed")
+    parser.add_argument(
+        "--start-from-config",
+        action="store_true",
+        help="PBT's member 0 starts from the default hyperparameters (the fixed arm's)",
+    )
     parser.add_argument(
         "--trials-per-condition",
         type=int,
@@ -67,12 +75,16 @@ def main(argv=None) -> int:
 
     if args.dataset == "lorenz":
         data = lfadskit.simulate.lorenz(
-            **{**LORENZ, "n_trials_per_condition": args.trials_per_condition}
+            **{
+                **LORENZ,
+                "n_trials_per_condition": args.trials_per_condition,
+                "seed": args.data_seed,
+            }
         )
-        config = LFADSConfig(**SMALL_MODEL)
+        config = LFADSConfig(**SMALL_MODEL, seed=args.seed)
     else:
         data = mc_maze_small()
-        config = LFADSConfig()
+        config = LFADSConfig(seed=args.seed)
     run_root = args.out.with_name(args.out.stem + "_runs")
 
     start = time.perf_counter()
@@ -90,6 +102,7 @@ def main(argv=None) -> int:
         metric=args.metric,
         seed=args.seed,
         out=run_root / "pbt",
+        initial_points=[config.hparams()] if args.start_from_config else None,
     )
     pbt_s = time.perf_counter() - start
     pbt_metrics = read_json(run_root / "pbt" / "metrics.json")

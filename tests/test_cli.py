@@ -11,6 +11,7 @@ import pytest
 
 import lfadskit
 from lfadskit.cli import main
+from lfadskit.lfads import LFADSConfig
 
 
 def run_cli(capsys, *argv):
@@ -338,6 +339,7 @@ def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
         "dropout=0.1",
         "--set",
         "lr=1e-3:1e-2:log",
+        "--start-from-config",  # member 0 starts from the default hyperparameters
         *TINY_SEARCH,
     ]
     code, stdout, _ = run_cli(capsys, *argv)
@@ -348,6 +350,10 @@ def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
     header = rows[0].split(",")
     dropout = [float(r.split(",")[header.index("dropout")]) for r in rows[1:]]
     assert np.allclose(dropout, 0.1)  # fixed by --set: never explored
+    first = [dict(zip(header, r.split(","), strict=True)) for r in rows[1:5]]
+    assert float(first[0]["l2_gen_scale"]) == pytest.approx(LFADSConfig().l2_gen_scale)
+    assert float(first[0]["kl_co_scale"]) == pytest.approx(LFADSConfig().kl_co_scale)
+    assert float(first[1]["l2_gen_scale"]) != pytest.approx(LFADSConfig().l2_gen_scale)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     code, _, _ = run_cli(capsys, "evaluate", run_dir)
     assert code == 0 and json.loads((run_dir / "metrics.json").read_text()) == metrics
@@ -364,6 +370,9 @@ def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
         (["--set", "frobnication=3"], ["frobnication", "lr"]),
         (["--set", "lr=1e-2:1e-4"], ["lr"]),
         (["--method", "random", "--metric", "sv_nll", "--sv-rate", "0"], ["sv_rate"]),
+        (["--method", "random", "--start-from-config"], ["--start-from-config", "pbt"]),
+        # the default lr (4e-3) lies outside the narrowed range
+        (["--start-from-config", "--set", "lr=1e-4:1e-3"], ["--start-from-config", "lr", "0.004"]),
     ],
 )
 def test_search_option_errors(argv, fragments, tmp_path, capsys):

@@ -16,6 +16,7 @@ from lfadskit.search.space import (
     load_space,
     parse_param,
     parse_space_args,
+    place_points,
     sample,
 )
 
@@ -184,3 +185,37 @@ def test_sample_is_deterministic_and_uses_init_only_when_asked():
     assert len(set(c["dropout"])) == 6  # no init: still drawn
     with pytest.raises(ValueError, match="positive integer"):
         sample(space, 0, np.random.default_rng(0))
+
+
+def test_place_points_sets_only_the_given_members_and_names():
+    space = SearchSpace().replace(dropout=0.2)
+    values = sample(space, 4, np.random.default_rng(0))
+    points = [{"l2_gen_scale": 0.3, "lr": 1e-3}, {"kl_co_scale": 1e-5, "dropout": 0.2}]
+    placed = place_points(space, values, points)
+    assert placed["l2_gen_scale"][0] == 0.3 and placed["lr"][0] == 1e-3
+    assert placed["kl_co_scale"][1] == 1e-5
+    for name in values:
+        changed = {(i, n) for i, p in enumerate(points) for n in p}
+        for i in range(4):
+            if (i, name) not in changed:
+                assert placed[name][i] == values[name][i]
+    assert values["l2_gen_scale"][0] != 0.3  # the input is not changed
+
+
+@pytest.mark.parametrize(
+    ("points", "match"),
+    [
+        ([{"l2_gen": 0.3}], r"unknown hyperparameter.*l2_gen_scale"),
+        ([{"lr": 1.0}], r"points\[0\]\['lr'\].*outside.*widen"),
+        ([{}, {"dropout": 0.3}], r"points\[1\]\['dropout'\].*fixed at 0.2"),
+        ([{"lr": True}], "expected a number"),
+        ([{"lr": "4e-3"}], "expected a number"),
+        ([{}] * 5, "5 points for a population of 4"),
+        ({"lr": 1e-3}, "expected a list of dicts"),
+        (["lr"], r"points\[0\]: expected a dict"),
+    ],
+)
+def test_place_points_rejects_bad_points(points, match):
+    space = SearchSpace().replace(dropout=0.2)
+    with pytest.raises(ValueError, match=match):
+        place_points(space, sample(space, 4, np.random.default_rng(0)), points)

@@ -238,6 +238,12 @@ def _add_search(sub) -> None:
     )
     p.add_argument("--n-configs", type=_positive_int, default=20, help="random configs (20)")
     p.add_argument(
+        "--start-from-config",
+        action="store_true",
+        help="pbt: member 0 starts from the model options' hyperparameters (the defaults unless "
+        "--config or options change them) instead of a random draw",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],

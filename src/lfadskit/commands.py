@@ -347,7 +347,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from lfadskit.evaluation import format_table
     from lfadskit.formats import load
     from lfadskit.runs import read_json
-    from lfadskit.search import load_space, parse_space_args, pbt, random_search
+    from lfadskit.search import SearchSpace, load_space, parse_space_args, pbt, random_search
 
     options = load_options(args)
     if options.get("continuous"):
@@ -369,16 +369,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         device=args.device,
         progress=None if args.quiet else SearchProgress(),
     )
+    if args.start_from_config and args.method != "pbt":
+        raise UsageError("--start-from-config: only with --method pbt")
     if args.method == "pbt":
-        result = pbt(
-            data,
-            population=args.population or 20,
-            generations=args.generations,
-            epochs_per_generation=args.epochs_per_generation,
-            burn_in=args.burn_in,
-            resume=args.resume,
-            **common,
-        )
+        points = None
+        if args.start_from_config:
+            fixed = {n for n, s in (space or SearchSpace()).specs().items() if s.fixed}
+            points = [{n: v for n, v in config.hparams().items() if n not in fixed}]
+        try:
+            result = pbt(
+                data,
+                population=args.population or 20,
+                generations=args.generations,
+                epochs_per_generation=args.epochs_per_generation,
+                burn_in=args.burn_in,
+                resume=args.resume,
+                initial_points=points,
+                **common,
+            )
+        except ValueError as err:
+            if points is None or "initial points" not in str(err):
+                raise
+            raise UsageError(f"--start-from-config: {err}") from None
     else:
         result = random_search(
             data,

@@ -122,6 +122,45 @@ def gru_step_reference(x_gates, h, w_hh, b_hh, cell_clip):
     return (update * h + (1 - update) * candidate).clamp(-cell_clip, cell_clip)
 
 
+def gru_step_into(x_t, h, w_hh, b_hh, h_gates, reset_update, candidate, out):
+    """One unclipped GRU step that keeps its intermediates for a hand-written backward.
+
+    ``x_t`` (P, B, 3H) input gates, ``h`` (P, B, H), ``w_hh`` (P, H, 3H), ``b_hh`` (P, 1, 3H);
+    the recurrent gates (P, B, 3H), sigmoid(reset, update) (P, B, 2H), the candidate (P, B, H)
+    and the new state (P, B, H) are written into the given buffers; returns ``out``.
+    """
+    hidden = h.shape[-1]
+    torch.baddbmm(b_hh, h, w_hh, out=h_gates)
+    torch.add(x_t[..., : 2 * hidden], h_gates[..., : 2 * hidden], out=reset_update).sigmoid_()
+    reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
+    torch.addcmul(x_t[..., 2 * hidden :], reset, h_gates[..., 2 * hidden :], out=candidate)
+    candidate.tanh_()
+    # z * h + (1 - z) * n = n + z * (h - n)
+    return torch.addcmul(candidate, update, h - candidate, out=out)
+
+
+def gru_step_backward_into(grad, h_prev, h_gates, reset_update, candidate, w_hh_t, d_x, d_gates_h):
+    """Backward of ``gru_step_into`` given ``grad`` (P, B, H) of the new state.
+
+    Writes the input-gate gradient into ``d_x`` (P, B, 3H) and the recurrent-gate gradient
+    (what the kernel's gradient ``h_prev^T d_gates_h`` needs) into ``d_gates_h``; ``w_hh_t`` is
+    the transposed kernel (P, 3H, H). Returns the gradient of the previous state (P, B, H).
+    """
+    hidden = h_prev.shape[-1]
+    reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
+    d_ru, d_cand = d_x[..., : 2 * hidden], d_x[..., 2 * hidden :]
+    grad_update = grad * update
+    # d candidate pre-activation = grad (1 - z) (1 - n^2)
+    torch.sub(grad, grad_update, out=d_cand)
+    d_cand.addcmul_(d_cand * candidate, candidate, value=-1.0)
+    torch.mul(d_cand, h_gates[..., 2 * hidden :], out=d_ru[..., :hidden])
+    torch.mul(grad, h_prev - candidate, out=d_ru[..., hidden:])
+    d_ru.mul_(torch.addcmul(reset_update, reset_update, reset_update, value=-1.0))  # s (1 - s)
+    d_gates_h[..., : 2 * hidden].copy_(d_ru)
+    torch.mul(d_cand, reset, out=d_gates_h[..., 2 * hidden :])
+    return torch.baddbmm(grad_update, d_gates_h, w_hh_t)
+
+
 class _GRUSequence(torch.autograd.Function):
     """A whole GRU sequence as one autograd node (for states that cannot reach the clip).
 
@@ -147,14 +186,9 @@ class _GRUSequence(torch.autograd.Function):
         states = new(n_time, n_pop, n_batch, hidden)
         h = h0
         for t in range(n_time):
-            x_t, hg_t, ru_t, cand_t = x_gates[:, t], h_gates[t], reset_update[t], candidate[t]
-            torch.baddbmm(b_hh, h, w_hh, out=hg_t)
-            torch.add(x_t[..., : 2 * hidden], hg_t[..., : 2 * hidden], out=ru_t).sigmoid_()
-            reset, update = ru_t[..., :hidden], ru_t[..., hidden:]
-            torch.addcmul(x_t[..., 2 * hidden :], reset, hg_t[..., 2 * hidden :], out=cand_t)
-            cand_t.tanh_()
-            # z * h + (1 - z) * n = n + z * (h - n)
-            h = torch.addcmul(cand_t, update, h - cand_t, out=states[t])
+            h = gru_step_into(
+                x_gates[:, t], h, w_hh, b_hh, h_gates[t], reset_update[t], candidate[t], states[t]
+            )
         ctx.save_for_backward(h0, w_hh, h_gates, reset_update, candidate, states)
         return states.transpose(0, 1)
 
@@ -168,21 +202,16 @@ class _GRUSequence(torch.autograd.Function):
         w_hh_t = w_hh.transpose(1, 2)
         d_h = torch.zeros_like(h0)
         for t in range(n_time - 1, -1, -1):
-            ru, cand, h_cand = reset_update[t], candidate[t], h_gates[t, ..., 2 * hidden :]
-            reset, update = ru[..., :hidden], ru[..., hidden:]
-            dx_t, dgh_t = d_x[t], d_gates_h[t]
-            d_ru, d_cand = dx_t[..., : 2 * hidden], dx_t[..., 2 * hidden :]
-            grad = grad_states[:, t] + d_h
-            grad_update = grad * update
-            # d candidate pre-activation = grad (1 - z) (1 - n^2)
-            torch.sub(grad, grad_update, out=d_cand)
-            d_cand.addcmul_(d_cand * cand, cand, value=-1.0)
-            torch.mul(d_cand, h_cand, out=d_ru[..., :hidden])
-            torch.mul(grad, h_prev[t] - cand, out=d_ru[..., hidden:])
-            d_ru.mul_(torch.addcmul(ru, ru, ru, value=-1.0))  # sigmoid' = s (1 - s)
-            dgh_t[..., : 2 * hidden].copy_(d_ru)
-            torch.mul(d_cand, reset, out=dgh_t[..., 2 * hidden :])
-            d_h = torch.baddbmm(grad_update, dgh_t, w_hh_t)
+            d_h = gru_step_backward_into(
+                grad_states[:, t] + d_h,
+                h_prev[t],
+                h_gates[t],
+                reset_update[t],
+                candidate[t],
+                w_hh_t,
+                d_x[t],
+                d_gates_h[t],
+            )
         flat_h = h_prev.transpose(0, 1).reshape(n_pop, n_time * n_batch, hidden)
         flat_dgh = d_gates_h.transpose(0, 1).reshape(n_pop, n_time * n_batch, 3 * hidden)
         d_w_hh = torch.bmm(flat_h.transpose(1, 2), flat_dgh)
@@ -245,7 +274,7 @@ def run_gru(
     -------
     Tensor (P, T, B, H): hidden states after each step.
     """
-    if cell_clip >= 1.0 and float(h0.abs().max()) <= cell_clip:
+    if cell_clip >= 1.0 and float(h0.detach().abs().max()) <= cell_clip:
         return run_gru_unclipped(x_gates, h0, w_hh, b_hh)
     b_hh = b_hh.unsqueeze(1)
     h = h0

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 
 from lfadskit.lfads.config import LFADSConfig
-from lfadskit.lfads.layers import dropout_keep, gru_step, init_normal, linear, run_gru
+from lfadskit.lfads.decoder import decode
+from lfadskit.lfads.layers import dropout_keep, init_normal, linear, run_gru
 from lfadskit.lfads.streams import per_member
 
 __all__ = ["Sizes", "param_shapes", "init_params", "draw_noise", "forward", "RECURRENT_KERNELS"]
@@ -357,53 +358,24 @@ def forward(
 
     # unit-norm rows of the factor map (in our (in, out) layout: unit-norm columns)
     fac_w = params["fac.w"] / params["fac.w"].norm(dim=1, keepdim=True)
-    gen_b_hh = params["gen.b_hh"].unsqueeze(1)
     gen_x = params["gen.b_ih"].unsqueeze(1).unsqueeze(1).expand(k, n_timesteps_out, n_batch, -1)
     if ext_input is not None:
         ext = ext_input.transpose(0, 1).unsqueeze(0).expand(k, -1, -1, -1)
         ext = torch.cat([ext, ext.new_zeros(k, n_timesteps_out - n_time, *ext.shape[2:])], 1)
         gen_x = gen_x + linear(ext, params["gen.w_ext"])
-    use_con = cfg.co_dim > 0
-    if use_con:
+    con_x = None
+    if cfg.co_dim > 0:
         ci = keep("keep_ci", ci)
         con_x = linear(ci, params["con.w_ci"], params["con.b_ih"])  # (K, T, B, 3C)
-        con_b_hh = params["con.b_hh"].unsqueeze(1)
-        con = x.new_zeros(k, n_batch, cfg.con_dim)
-        co_means, co_stds, us = [], [], []
-
-    gen_x = gen_x.unbind(1)  # unbind once: indexing [:, t] in the loop costs O(T^2) backward
-    if use_con:
-        con_x = con_x.unbind(1)
-    keep_gen = noise.get("keep_gen")
-    factor = torch.bmm(gen if keep_gen is None else gen * keep_gen[:, 0], fac_w)
-    factors = []
-    for t in range(n_timesteps_out):
-        x_gates = gen_x[t]
-        if use_con and t < n_time:
-            con_in = factor * noise["keep_con"][:, t] if "keep_con" in noise else factor
-            con_gates = torch.baddbmm(con_x[t], con_in, params["con.w_fac"])
-            con = gru_step(con_gates, con, params["con.w_hh"], con_b_hh, con_clip)
-            co = torch.baddbmm(params["co.b"].unsqueeze(1), con, params["co.w"])
-            co_mean, co_logvar = co.chunk(2, dim=-1)
-            co_std = torch.sqrt(torch.exp(co_logvar) + cfg.ic_post_var_min)
-            u = co_mean + co_std * noise["eps_co"][:, t] if "eps_co" in noise else co_mean
-            co_means.append(co_mean)
-            co_stds.append(co_std)
-            us.append(u)
-            x_gates = torch.baddbmm(x_gates, u, params["gen.w_u"])
-        gen = gru_step(x_gates, gen, params["gen.w_hh"], gen_b_hh, gen_clip)
-        factor = torch.bmm(gen if keep_gen is None else gen * keep_gen[:, t + 1], fac_w)
-        factors.append(factor)
-
-    factors = torch.stack(factors, dim=2)  # (K, B, T_out, F)
+    decoded = decode(
+        params, fac_w, gen, con_x, gen_x, noise, cfg.ic_post_var_min, con_clip, gen_clip
+    )
+    factors = decoded.pop("factors")  # (K, B, T_out, F)
     out = {
         "log_rates": linear(factors, params["readout.w"], params["readout.b"]),
         "factors": factors,
         "ic_mean": ic_mean,
         "ic_std": ic_std,
+        **decoded,
     }
-    if use_con:
-        out["co_mean"] = torch.stack(co_means, dim=2)
-        out["co_std"] = torch.stack(co_stds, dim=2)
-        out["u"] = torch.stack(us, dim=2)
     return out

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ from lfadskit.search.results import (
     write_summary,
     write_table,
 )
-from lfadskit.search.space import SearchSpace, sample
+from lfadskit.search.space import SearchSpace, place_points, sample
 
 __all__ = ["pbt", "apply_plan", "CHECKPOINT", "GENERATIONS"]
 
@@ -109,6 +109,7 @@ def pbt(
     progress: Callable[[dict], None] | None = None,
     patience: int = 4,
     min_improvement: float = 0.0005,
+    initial_points: Sequence[Mapping[str, float]] | None = None,
 ) -> SearchResult:
     """Population based training of LFADS (binary tournament, log-symmetric explore).
 
@@ -154,6 +155,10 @@ def pbt(
         "parents", "copies", "stop_reason", "elapsed_s"}`` (``generation`` is 0-based).
     patience, min_improvement :
         Convergence rule (``lfadskit.search.pbt.should_stop``).
+    initial_points : list of dict name -> value, optional
+        Hyperparameters for the first members (``lfadskit.search.space.place_points``), e.g.
+        ``[config.hparams()]`` so that the search starts from a known-good model; names a
+        point leaves out are drawn as for the other members.
 
     Returns
     -------
@@ -197,6 +202,12 @@ def pbt(
 
     rng = np.random.default_rng(seed)
     initial = sample(space, population, rng, use_init=True)
+    if initial_points:
+        initial = place_points(space, initial, initial_points)
+        # in the settings only when given, so that older checkpoints still resume
+        settings["initial_points"] = [
+            {name: float(value) for name, value in point.items()} for point in initial_points
+        ]
     trainer = PopulationTrainer(
         data,
         cfg,

@@ -42,6 +42,7 @@ __all__ = [
     "SearchSpace",
     "SAMPLINGS",
     "sample",
+    "place_points",
     "parse_param",
     "parse_space_args",
     "load_space",
@@ -396,4 +397,56 @@ def sample(
         else:
             values = rng.uniform(spec.low, spec.high, size=n)
         out[name] = values
+    return out
+
+
+def place_points(
+    space: SearchSpace, values: Mapping[str, np.ndarray], points: Sequence[Mapping[str, float]]
+) -> dict[str, np.ndarray]:
+    """Give the first members of a sampled population chosen hyperparameters.
+
+    Member i < len(points) takes point i's values for the names it gives (for example a
+    known-good configuration, so that a search starts from it); other names and members keep
+    their sampled values. Returns new arrays; ``values`` is not changed.
+
+    Raises ValueError for more points than members, unknown names (the message lists the valid
+    ones), non-numbers, values outside a spec's bounds and values that differ from a fixed
+    spec.
+
+    Examples
+    --------
+    >>> space = SearchSpace()
+    >>> values = sample(space, 3, np.random.default_rng(0))
+    >>> placed = place_points(space, values, [{"l2_gen_scale": 0.3}])
+    >>> placed["l2_gen_scale"][0], bool(placed["l2_gen_scale"][1] == values["l2_gen_scale"][1])
+    (np.float64(0.3), True)
+    """
+    n = len(next(iter(values.values())))
+    if isinstance(points, Mapping) or not isinstance(points, Sequence):
+        raise ValueError(
+            f"initial points: expected a list of dicts name -> value, got {type(points).__name__}"
+        )
+    if len(points) > n:
+        raise ValueError(f"initial points: {len(points)} points for a population of {n}")
+    out = {name: np.array(column, dtype=np.float64) for name, column in values.items()}
+    specs = space.specs()
+    for i, point in enumerate(points):
+        if not isinstance(point, Mapping):
+            raise ValueError(
+                f"initial points[{i}]: expected a dict name -> value, got {type(point).__name__}"
+            )
+        for name, value in point.items():
+            where = f"initial points[{i}][{name!r}]"
+            if name not in specs:
+                raise ValueError(f"{where}: unknown hyperparameter; valid names: {list(specs)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise ValueError(f"{where}: expected a number, got {value!r}")
+            spec = specs[name]
+            if not spec.low <= value <= spec.high:
+                kind = f"fixed at {spec.low:g}" if spec.fixed else f"[{spec.low:g}, {spec.high:g}]"
+                raise ValueError(
+                    f"{where}: {value:g} is outside the search space ({kind}); widen the space "
+                    "or change the point"
+                )
+            out[name][i] = float(value)
     return out

@@ -1,0 +1,113 @@
+"""The decoder's three exact paths give the same outputs and gradients.
+
+The fused loop (one autograd node with a hand-written backward) and the whole-sequence
+generator (no controller) are checked against the per-step loop, whose steps are themselves
+checked against plain autograd in ``test_lfads_network.py``; the fused node also passes
+gradcheck.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lfadskit.lfads.decoder import _Decoder, decode, decode_steps
+
+K, B, T, T_OUT, G, C, F, U = 2, 3, 5, 7, 4, 3, 2, 2
+NAMES = ("con.w_fac", "con.w_hh", "con.b_hh", "co.w", "co.b", "gen.w_u", "gen.w_hh", "gen.b_hh")
+SHAPES = {
+    "con.w_fac": (K, F, 3 * C),
+    "con.w_hh": (K, C, 3 * C),
+    "con.b_hh": (K, 3 * C),
+    "co.w": (K, C, 2 * U),
+    "co.b": (K, 2 * U),
+    "gen.w_u": (K, U, 3 * G),
+    "gen.w_hh": (K, G, 3 * G),
+    "gen.b_hh": (K, 3 * G),
+}
+
+
+def inputs(seed, with_noise, with_controller=True):
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.double)
+    params = {n: rand(*SHAPES[n]).requires_grad_() for n in NAMES}
+    tensors = {
+        "fac_w": rand(K, G, F).requires_grad_(),
+        "gen0": (0.5 * rand(K, B, G)).requires_grad_(),
+        "con_x": rand(K, T, B, 3 * C).requires_grad_() if with_controller else None,
+        "gen_x": rand(K, T_OUT, B, 3 * G).requires_grad_(),
+    }
+    noise = {}
+    if with_noise:
+        keep = lambda *s: (torch.rand(*s, generator=g, dtype=torch.double) > 0.3) / 0.7
+        noise = {"keep_con": keep(K, T, B, F), "keep_gen": keep(K, T_OUT + 1, B, G)}
+        if with_controller:
+            noise["eps_co"] = rand(K, T, B, U)
+    return params, tensors, noise
+
+
+def outputs_and_grads(fn, params, tensors, noise, seed=1):
+    out = fn(params, *tensors.values(), noise, 1e-4, None, None)
+    g = torch.Generator().manual_seed(seed)
+    # a random linear functional of every output reaches every gradient path
+    loss = sum((v * torch.randn(v.shape, generator=g, dtype=v.dtype)).sum() for v in out.values())
+    leaves = [*params.values(), *(t for t in tensors.values() if t is not None)]
+    leaves = [t for t in leaves if t.requires_grad]
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return {k: v.detach() for k, v in out.items()}, grads
+
+
+@pytest.mark.parametrize("with_noise", [True, False])
+@pytest.mark.parametrize("with_controller", [True, False])
+def test_fast_paths_match_the_per_step_loop(with_noise, with_controller):
+    params, tensors, noise = inputs(0, with_noise, with_controller)
+    fast_out, fast_grads = outputs_and_grads(decode, params, tensors, noise)
+    ref_out, ref_grads = outputs_and_grads(decode_steps, params, tensors, noise)
+    assert fast_out.keys() == ref_out.keys()
+    for name in ref_out:
+        assert fast_out[name].shape == ref_out[name].shape
+        torch.testing.assert_close(fast_out[name], ref_out[name], rtol=1e-12, atol=1e-12)
+    n_used = 0
+    for fast, ref in zip(fast_grads, ref_grads, strict=True):
+        assert (fast is None) == (ref is None)
+        if ref is not None:
+            n_used += 1
+            assert fast.shape == ref.shape
+            torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
+    # without a controller only the generator's weights, fac_w, gen0 and gen_x get gradients
+    assert n_used == (12 if with_controller else 5)
+
+
+def test_fused_decoder_passes_gradcheck():
+    params, tensors, noise = inputs(2, with_noise=True)
+    weights = [params[n] for n in NAMES]
+    fn = lambda con_x, gen_x, gen0, fac_w, *w: _Decoder.apply(
+        con_x, gen_x, gen0, fac_w, *w, noise["keep_con"], noise["eps_co"], noise["keep_gen"], 1e-4
+    )
+    args = (tensors["con_x"], tensors["gen_x"], tensors["gen0"], tensors["fac_w"], *weights)
+    assert torch.autograd.gradcheck(fn, args)
+
+
+def test_fused_decoder_takes_an_expanded_input_bias():
+    # the generator's input gates are an expanded bias when there are no external inputs
+    params, tensors, noise = inputs(3, with_noise=True)
+    bias = torch.randn(K, 3 * G, dtype=torch.double, requires_grad=True)
+    results = []
+    for fn in (decode, decode_steps):
+        gen_x = bias.unsqueeze(1).unsqueeze(1).expand(K, T_OUT, B, -1)
+        out = fn(params, tensors["fac_w"], tensors["gen0"], tensors["con_x"], gen_x, noise,
+                 1e-4, None, None)  # fmt: skip
+        results.append(torch.autograd.grad(out["factors"].square().sum(), bias)[0])
+    torch.testing.assert_close(results[0], results[1], rtol=1e-10, atol=1e-12)
+
+
+def test_no_grad_and_clipped_calls_take_the_per_step_loop():
+    params, tensors, noise = inputs(4, with_noise=False)
+    with torch.no_grad():
+        plain = decode(params, *tensors.values(), noise, 1e-4, None, None)
+    clipped = decode(params, *tensors.values(), noise, 1e-4, 0.5, 0.5)
+    reference = decode_steps(params, *tensors.values(), noise, 1e-4, 0.5, 0.5)
+    assert plain["factors"].grad_fn is None
+    assert clipped["factors"].grad_fn is not None
+    assert not isinstance(clipped["factors"].grad_fn, _Decoder._backward_cls)
+    torch.testing.assert_close(clipped["factors"], reference["factors"], rtol=0, atol=0)
