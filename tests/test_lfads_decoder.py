@@ -111,3 +111,44 @@ def test_no_grad_and_clipped_calls_take_the_per_step_loop():
     assert clipped["factors"].grad_fn is not None
     assert not isinstance(clipped["factors"].grad_fn, _Decoder._backward_cls)
     torch.testing.assert_close(clipped["factors"], reference["factors"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("co_dim", [0, 2])
+def test_network_gradients_do_not_depend_on_the_decoder_path(monkeypatch, co_dim):
+    # the whole forward pass (dropout, posterior samples, external inputs, forward bins)
+    from lfadskit.lfads import network
+    from lfadskit.lfads.config import LFADSConfig
+
+    cfg = LFADSConfig(
+        ic_enc_dim=5, ci_enc_dim=5, ic_dim=3, con_dim=4, co_dim=co_dim, gen_dim=6, fac_dim=3
+    )
+    sizes = network.Sizes(n_neurons_in=4, n_neurons_out=6, n_ext=2)
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (0, 1)]
+    spikes = torch.poisson(torch.full((3, 8, 4), 1.5), generator=torch.Generator().manual_seed(0))
+    ext = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(1))
+
+    def grads():
+        params = {
+            n: p.double().requires_grad_()
+            for n, p in network.init_params(cfg, sizes, gens()).items()
+        }
+        noise = network.draw_noise(gens(), cfg, 3, 8, 10, 4, torch.tensor([0.2, 0.4]))
+        noise = {n: v.double() for n, v in noise.items()}
+        out = network.forward(params, spikes.double(), cfg, 10, noise, ext.double())
+        loss = out["log_rates"].exp().sum() + sum(v.square().sum() for n, v in out.items()
+                                                  if n in ("co_mean", "co_std", "u"))  # fmt: skip
+        # the fused node is taken whenever there is a controller (the clip cannot act here)
+        parent = out["factors"].grad_fn.next_functions[0][0]
+        fused = isinstance(parent, _Decoder._backward_cls)
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        return grads, fused
+
+    fast, fused = grads()
+    assert fused == (co_dim > 0)
+    monkeypatch.setattr(network, "decode", decode_steps)
+    slow, fused = grads()
+    assert not fused
+    for a, b in zip(fast, slow, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
