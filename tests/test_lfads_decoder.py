@@ -27,7 +27,7 @@ SHAPES = {
 }
 
 
-def inputs(seed, with_noise, with_controller=True):
+def inputs(seed, with_noise, with_controller=True, n_out=T_OUT):
     g = torch.Generator().manual_seed(seed)
     rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.double)
     params = {n: rand(*SHAPES[n]).requires_grad_() for n in NAMES}
@@ -35,12 +35,12 @@ def inputs(seed, with_noise, with_controller=True):
         "fac_w": rand(K, G, F).requires_grad_(),
         "gen0": (0.5 * rand(K, B, G)).requires_grad_(),
         "con_x": rand(K, T, B, 3 * C).requires_grad_() if with_controller else None,
-        "gen_x": rand(K, T_OUT, B, 3 * G).requires_grad_(),
+        "gen_x": rand(K, n_out, B, 3 * G).requires_grad_(),
     }
     noise = {}
     if with_noise:
         keep = lambda *s: (torch.rand(*s, generator=g, dtype=torch.double) > 0.3) / 0.7
-        noise = {"keep_con": keep(K, T, B, F), "keep_gen": keep(K, T_OUT + 1, B, G)}
+        noise = {"keep_con": keep(K, T, B, F), "keep_gen": keep(K, n_out + 1, B, G)}
         if with_controller:
             noise["eps_co"] = rand(K, T, B, U)
     return params, tensors, noise
@@ -57,10 +57,11 @@ def outputs_and_grads(fn, params, tensors, noise, seed=1):
     return {k: v.detach() for k, v in out.items()}, grads
 
 
+@pytest.mark.parametrize("n_out", [T_OUT, T])  # with and without forward-prediction bins
 @pytest.mark.parametrize("with_noise", [True, False])
 @pytest.mark.parametrize("with_controller", [True, False])
-def test_fast_paths_match_the_per_step_loop(with_noise, with_controller):
-    params, tensors, noise = inputs(0, with_noise, with_controller)
+def test_fast_paths_match_the_per_step_loop(with_noise, with_controller, n_out):
+    params, tensors, noise = inputs(0, with_noise, with_controller, n_out)
     fast_out, fast_grads = outputs_and_grads(decode, params, tensors, noise)
     ref_out, ref_grads = outputs_and_grads(decode_steps, params, tensors, noise)
     assert fast_out.keys() == ref_out.keys()
