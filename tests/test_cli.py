@@ -370,7 +370,6 @@ def test_search_pbt_then_evaluate_and_report(tmp_path, capsys):
         (["--set", "frobnication=3"], ["frobnication", "lr"]),
         (["--set", "lr=1e-2:1e-4"], ["lr"]),
         (["--method", "random", "--metric", "sv_nll", "--sv-rate", "0"], ["sv_rate"]),
-        (["--method", "random", "--start-from-config"], ["--start-from-config", "pbt"]),
         # the default lr (4e-3) lies outside the narrowed range
         (["--start-from-config", "--set", "lr=1e-4:1e-3"], ["--start-from-config", "lr", "0.004"]),
     ],

@@ -131,6 +131,24 @@ def test_best_run_is_exported_and_evaluable(tmp_path):
     )
 
 
+def test_initial_points_are_the_first_configurations():
+    data, cfg = tiny_data(), LFADSConfig(**TINY)
+    point = {"l2_gen_scale": 0.3, "kl_co_scale": 1e-5}
+    plain = random_search(data, n_configs=3, population=3, config=cfg)
+    placed = random_search(data, n_configs=3, population=3, config=cfg, initial_points=[point])
+    first = placed.history[0]
+    # (the trainer holds hyperparameters in float32)
+    assert first["l2_gen_scale"] == pytest.approx(0.3) and first["kl_co_scale"] == pytest.approx(
+        1e-5
+    )
+    assert first["lr"] == plain.history[0]["lr"]  # names the point leaves out: as drawn
+    for a, b in zip(plain.history[1:], placed.history[1:], strict=True):
+        assert a["l2_gen_scale"] == b["l2_gen_scale"]
+        assert a["metric"] == pytest.approx(b["metric"], rel=1e-5)
+    with pytest.raises(ValueError, match=r"initial points\[0\]\['lr'\].*outside"):
+        random_search(data, config=cfg, initial_points=[{"lr": 1.0}])
+
+
 def test_random_search_argument_errors():
     data = tiny_data()
     cfg = LFADSConfig(**TINY)
@@ -310,6 +328,7 @@ def test_resume_refuses_other_settings_and_clobbering(straight_search, tmp_path)
         (dict(kwargs, seed=5), "seed"),
         (dict(kwargs, config=kwargs["config"].replace(gen_dim=8)), "config.gen_dim"),
         (dict(kwargs, space=SearchSpace().replace(dropout=0.2)), "space.dropout.high"),
+        (dict(kwargs, initial_points=[{"lr": 1e-3}]), "initial_points"),
     ]
     for changed, field in changes:
         with pytest.raises(ValueError, match=rf"different settings \({re.escape(field)}\b"):

@@ -240,8 +240,9 @@ def _add_search(sub) -> None:
     p.add_argument(
         "--start-from-config",
         action="store_true",
-        help="pbt: member 0 starts from the model options' hyperparameters (the defaults unless "
-        "--config or options change them) instead of a random draw",
+        help="member 0 (pbt) or configuration 0 (random) takes the model options' "
+        "hyperparameters (the defaults unless --config or options change them) instead of a "
+        "random draw",
     )
     p.add_argument(
         "--set",

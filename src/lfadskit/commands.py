@@ -369,14 +369,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         device=args.device,
         progress=None if args.quiet else SearchProgress(),
     )
-    if args.start_from_config and args.method != "pbt":
-        raise UsageError("--start-from-config: only with --method pbt")
-    if args.method == "pbt":
-        points = None
-        if args.start_from_config:
-            fixed = {n for n, s in (space or SearchSpace()).specs().items() if s.fixed}
-            points = [{n: v for n, v in config.hparams().items() if n not in fixed}]
-        try:
+    points = None
+    if args.start_from_config:
+        fixed = {n for n, spec in (space or SearchSpace()).specs().items() if spec.fixed}
+        points = [{n: v for n, v in config.hparams().items() if n not in fixed}]
+    try:
+        if args.method == "pbt":
             result = pbt(
                 data,
                 population=args.population or 20,
@@ -387,18 +385,19 @@ def cmd_search(args: argparse.Namespace) -> int:
                 initial_points=points,
                 **common,
             )
-        except ValueError as err:
-            if points is None or "initial points" not in str(err):
-                raise
-            raise UsageError(f"--start-from-config: {err}") from None
-    else:
-        result = random_search(
-            data,
-            n_configs=args.n_configs,
-            population=args.population or 8,
-            resume=args.resume,
-            **common,
-        )
+        else:
+            result = random_search(
+                data,
+                n_configs=args.n_configs,
+                population=args.population or 8,
+                resume=args.resume,
+                initial_points=points,
+                **common,
+            )
+    except ValueError as err:
+        if points is None or "initial points" not in str(err):
+            raise
+        raise UsageError(f"--start-from-config: {err}") from None
     say(
         args,
         f"best member {result.best_member}: "

@@ -66,7 +66,7 @@ from lfadskit.search.results import (
     write_summary,
     write_table,
 )
-from lfadskit.search.space import SearchSpace, place_points, sample
+from lfadskit.search.space import SearchSpace, place_points, points_setting, sample
 
 __all__ = ["pbt", "apply_plan", "CHECKPOINT", "GENERATIONS"]
 
@@ -205,9 +205,7 @@ def pbt(
     if initial_points:
         initial = place_points(space, initial, initial_points)
         # in the settings only when given, so that older checkpoints still resume
-        settings["initial_points"] = [
-            {name: float(value) for name, value in point.items()} for point in initial_points
-        ]
+        settings["initial_points"] = points_setting(initial_points)
     trainer = PopulationTrainer(
         data,
         cfg,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from lfadskit.search.results import (
     write_summary,
     write_table,
 )
-from lfadskit.search.space import SearchSpace, sample
+from lfadskit.search.space import SearchSpace, place_points, points_setting, sample
 
 __all__ = ["random_search", "rank"]
 
@@ -109,6 +109,7 @@ def random_search(
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
     resume: bool = False,
+    initial_points: Sequence[Mapping[str, float]] | None = None,
 ) -> SearchResult:
     """Sample ``n_configs`` hyperparameter sets, train them ``population`` at a time, rank.
 
@@ -154,6 +155,10 @@ def random_search(
         n_configs, population, config, metric, seed, data) differ. Without a saved state
         the search simply starts. Without ``resume``, an existing state is an error (nothing
         is overwritten by accident).
+    initial_points : list of dict name -> value, optional
+        Hyperparameters of the first configurations (``lfadskit.search.space.place_points``),
+        e.g. ``[config.hparams()]`` to rank the default setting among the draws; names a
+        point leaves out are drawn.
 
     Returns
     -------
@@ -173,11 +178,15 @@ def random_search(
         raise ValueError("resume: needs out (the run directory holding search/random_state.pt)")
     rng = np.random.default_rng(seed)
     values = sample(space, n_configs, rng)
+    if initial_points:
+        values = place_points(space, values, initial_points)
     seeds = member_seeds(seed, n_configs)
     search_dir = None if out is None else Path(out) / SEARCH_DIR
     settings, state = {}, new_state()
     if search_dir is not None:
         settings = _settings(data, space, n_configs, population, cfg, metric, seed)
+        if initial_points:  # only when given, so that older states still resume
+            settings["initial_points"] = points_setting(initial_points)
         state = _open_state(search_dir, settings, resume, device)
         write_json(search_dir / "space.json", space.to_dict())
 

@@ -43,6 +43,7 @@ __all__ = [
     "SAMPLINGS",
     "sample",
     "place_points",
+    "points_setting",
     "parse_param",
     "parse_space_args",
     "load_space",
@@ -450,3 +451,8 @@ def place_points(
                 )
             out[name][i] = float(value)
     return out
+
+
+def points_setting(points: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+    """Initial points as plain JSON-able dicts, for a search's saved settings."""
+    return [{name: float(value) for name, value in point.items()} for point in points]
