@@ -8,13 +8,13 @@ Per step t, shapes per member (SPEC section 2)::
 
 ``decode`` runs it in one of three exact ways:
 
-- without a controller the generator does not read the factors, so its whole sequence runs
-  as one GRU node and the factors are one product afterwards;
-- when gradients are needed and no state clip can act, the loop is one autograd node
-  (``_Decoder``) with a hand-written backward: kernel gradients are one matrix product over
-  all steps instead of one small product per step, and no per-step graph is recorded;
+- in training, without a controller, the generator does not read the factors, so its whole
+  sequence runs as one GRU node and the factors are one product afterwards;
+- in training with a controller and no state clip that can act, the loop is one autograd
+  node (``_Decoder``) with a hand-written backward: kernel gradients are one matrix product
+  over all steps instead of one small product per step, and no per-step graph is recorded;
 - otherwise (inference under ``torch.no_grad``, or a clip that can act) a plain loop of
-  per-step nodes, which keeps nothing for a backward pass.
+  per-step nodes; under ``no_grad`` it keeps nothing for a backward pass.
 
 ``tests/test_lfads_decoder.py`` checks that all three give the same outputs and gradients.
 
@@ -79,12 +79,14 @@ def decode(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip
     (K, B, T, U).
     """
     keep_gen = noise.get("keep_gen")
+    if not torch.is_grad_enabled():  # inference: keep nothing for a backward pass
+        return decode_steps(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip)
     if con_x is None:
         states = run_gru(gen_x, gen0, params["gen.w_hh"], params["gen.b_hh"], _clip(gen_clip))
         if keep_gen is not None:
             states = states * keep_gen[:, 1:]
         return {"factors": linear(states, fac_w).transpose(1, 2)}
-    if not torch.is_grad_enabled() or con_clip is not None or gen_clip is not None:
+    if con_clip is not None or gen_clip is not None:
         return decode_steps(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip)
     outputs = _Decoder.apply(
         con_x,
