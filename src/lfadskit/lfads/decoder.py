@@ -42,6 +42,7 @@ from lfadskit.lfads.layers import (
     gru_step_into,
     linear,
     run_gru,
+    run_gru_unclipped,
 )
 
 __all__ = ["decode", "decode_steps"]
@@ -82,7 +83,11 @@ def decode(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip
     if not torch.is_grad_enabled():  # inference: keep nothing for a backward pass
         return decode_steps(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip)
     if con_x is None:
-        states = run_gru(gen_x, gen0, params["gen.w_hh"], params["gen.b_hh"], _clip(gen_clip))
+        w_hh, b_hh = params["gen.w_hh"], params["gen.b_hh"]
+        if gen_clip is None:
+            states = run_gru_unclipped(gen_x, gen0, w_hh, b_hh)
+        else:
+            states = run_gru(gen_x, gen0, w_hh, b_hh, gen_clip)
         if keep_gen is not None:
             states = states * keep_gen[:, 1:]
         return {"factors": linear(states, fac_w).transpose(1, 2)}
@@ -104,11 +109,6 @@ def decode(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip
     # time-major (T, K, B, .) -> (K, B, T, .)
     names = ("factors", "co_mean", "co_std", "u")
     return {name: out.permute(1, 2, 0, 3) for name, out in zip(names, outputs, strict=True)}
-
-
-def _clip(cell_clip):
-    # run_gru takes a number; infinity means "cannot act" and selects its sequence node
-    return float("inf") if cell_clip is None else cell_clip
 
 
 def decode_steps(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip):
