@@ -73,6 +73,8 @@ def test_whole_sequence_gru_matches_the_stepwise_gru_and_passes_gradcheck():
     for a, c in zip(ours, theirs, strict=True):
         assert torch.allclose(a, c, atol=1e-12)
     assert torch.autograd.gradcheck(run_gru_unclipped, (x, h0, w, bias))
+    # cell_clip None (the caller knows the clip cannot act) takes the same sequence node
+    assert torch.equal(run_gru(x, h0, w, bias, None), states)
 
 
 def test_run_gru_keeps_the_clip_when_it_can_act():

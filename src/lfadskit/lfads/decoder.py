@@ -42,7 +42,6 @@ from lfadskit.lfads.layers import (
     gru_step_into,
     linear,
     run_gru,
-    run_gru_unclipped,
 )
 
 __all__ = ["decode", "decode_steps"]
@@ -83,11 +82,7 @@ def decode(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip
     if not torch.is_grad_enabled():  # inference: keep nothing for a backward pass
         return decode_steps(params, fac_w, gen0, con_x, gen_x, noise, var_min, con_clip, gen_clip)
     if con_x is None:
-        w_hh, b_hh = params["gen.w_hh"], params["gen.b_hh"]
-        if gen_clip is None:
-            states = run_gru_unclipped(gen_x, gen0, w_hh, b_hh)
-        else:
-            states = run_gru(gen_x, gen0, w_hh, b_hh, gen_clip)
+        states = run_gru(gen_x, gen0, params["gen.w_hh"], params["gen.b_hh"], gen_clip)
         if keep_gen is not None:
             states = states * keep_gen[:, 1:]
         return {"factors": linear(states, fac_w).transpose(1, 2)}

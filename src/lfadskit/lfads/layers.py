@@ -254,11 +254,12 @@ def run_gru(
     h0: torch.Tensor,
     w_hh: torch.Tensor,
     b_hh: torch.Tensor,
-    cell_clip: float,
+    cell_clip: float | None,
 ) -> torch.Tensor:
     """Run a population GRU over time; only the recurrent matmul happens per step.
 
-    When the clip cannot act (``cell_clip >= max(1, |h0|)``) the sequence runs as one
+    When the clip cannot act (``cell_clip`` None, as a caller that knows it passes, or
+    ``cell_clip >= max(1, |h0|)``, which reads h0 to the host) the sequence runs as one
     autograd node (``run_gru_unclipped``); otherwise one fused node per step.
 
     Parameters
@@ -268,13 +269,13 @@ def run_gru(
     h0 : Tensor (P, B, H)
     w_hh : Tensor (P, H, 3H)
     b_hh : Tensor (P, 3H)
-    cell_clip : float
+    cell_clip : float or None
 
     Returns
     -------
     Tensor (P, T, B, H): hidden states after each step.
     """
-    if cell_clip >= 1.0 and float(h0.detach().abs().max()) <= cell_clip:
+    if cell_clip is None or (cell_clip >= 1.0 and float(h0.detach().abs().max()) <= cell_clip):
         return run_gru_unclipped(x_gates, h0, w_hh, b_hh)
     b_hh = b_hh.unsqueeze(1)
     h = h0

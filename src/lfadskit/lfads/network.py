@@ -34,7 +34,7 @@ import torch
 
 from lfadskit.lfads.config import LFADSConfig
 from lfadskit.lfads.decoder import decode
-from lfadskit.lfads.layers import dropout_keep, init_normal, linear, run_gru, run_gru_unclipped
+from lfadskit.lfads.layers import dropout_keep, init_normal, linear, run_gru
 from lfadskit.lfads.streams import per_member
 
 __all__ = ["Sizes", "param_shapes", "init_params", "draw_noise", "forward", "RECURRENT_KERNELS"]
@@ -272,11 +272,8 @@ def _bidirectional(
     gates = torch.matmul(both, w_ih.reshape(k, d // 2, 2, n_in, -1))
     gates = gates.add_(b_ih.reshape(k, d // 2, 2, 1, -1)).reshape(k * d, n_time, n_batch, -1)
     h0 = x.new_zeros(k * d, n_batch, hidden)
-    w_hh, b_hh = w_hh.reshape(k * d, hidden, -1), b_hh.reshape(k * d, -1)
-    if cell_clip >= 1.0:  # from a zero state the clip cannot act: no need to inspect h0
-        states = run_gru_unclipped(gates, h0, w_hh, b_hh)
-    else:
-        states = run_gru(gates, h0, w_hh, b_hh, cell_clip)
+    clip = None if cell_clip >= 1.0 else cell_clip  # from a zero state a clip >= 1 cannot act
+    states = run_gru(gates, h0, w_hh.reshape(k * d, hidden, -1), b_hh.reshape(k * d, -1), clip)
     return states.reshape(k, d, n_time, n_batch, hidden)
 
 
